@@ -1,0 +1,225 @@
+// The subcommands of nas-host: run, plugins list, plugins describe.
+#include "commands.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "nas/abi.h"
+#include "nas/config.hpp"
+#include "nas/loader.hpp"
+#include "nas/log.hpp"
+#include "nas/pipeline.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace nas::host {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: nas-host <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run CONFIG [KEY.PATH=VALUE ...]   run the pipeline a YAML file describes\n"
+    "  plugins list                      list the plugins found, and those that failed to load\n"
+    "  plugins describe KEY              show a plugin's parameters, e.g. 'dataset/synthetic'\n"
+    "\n"
+    "options:\n"
+    "  --version                         print the version and the plugin ABI\n"
+    "  -h, --help                        show this help ('nas-host <command> --help' for a command's)\n"
+    "\n"
+    "exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or plugin\n";
+
+// Options every command that loads plugins takes.
+struct PluginOptions {
+  std::vector<std::string> dirs;
+  bool no_default = false;
+
+  void add_to(po::options_description& desc) {
+    desc.add_options()
+        ("plugin-path", po::value(&dirs)->composing(), "load plugins from DIR (repeatable; searched before NAS_PLUGIN_PATH)")
+        ("no-default-plugins", po::bool_switch(&no_default), "do not load the plugins installed next to nas-host");
+  }
+
+  Registry load(Logger& log, const std::vector<fs::path>& config_dirs = {}) const {
+    std::vector<fs::path> explicit_dirs(dirs.begin(), dirs.end());
+    explicit_dirs.insert(explicit_dirs.end(), config_dirs.begin(), config_dirs.end());
+    Registry registry;
+    load_plugins(registry, plugin_search_path(explicit_dirs, !no_default, log));
+    return registry;
+  }
+};
+
+po::variables_map parse(const std::vector<std::string>& args, const po::options_description& desc,
+                        const po::positional_options_description& positional, std::string_view command) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(fmt::format("{}: {}; see 'nas-host {} --help'", command, e.what(), command));
+  }
+  return vm;
+}
+
+std::string help_text(std::string_view usage, const po::options_description& desc) {
+  std::ostringstream out;
+  out << usage << "\n" << desc;
+  return out.str();
+}
+
+int run_command(const std::vector<std::string>& args) {
+  std::string config_file;
+  std::vector<std::string> overrides;
+  std::string run_dir;
+  bool dry_run = false;
+  PluginOptions plugins;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")
+      ("dry-run", po::bool_switch(&dry_run), "print the resolved config and the plan, then exit")
+      ("run-dir", po::value(&run_dir), "put the run in DIR (must not exist or be empty) instead of OUTPUT_DIR/NAME/TIMESTAMP")
+      ("config", po::value(&config_file), "the pipeline's YAML file")
+      ("override", po::value(&overrides), "KEY.PATH=VALUE, typed by the schema");
+  plugins.add_to(desc);
+  po::positional_options_description positional;
+  positional.add("config", 1).add("override", -1);
+  po::variables_map vm = parse(args, desc, positional, "run");
+  if (vm.count("help")) {
+    fmt::print("{}", help_text("usage: nas-host run CONFIG [KEY.PATH=VALUE ...] [--dry-run] [--run-dir DIR]\n\n"
+                               "Runs the pipeline that CONFIG describes. Overrides set config values, e.g.\n"
+                               "experiment.seed=3 or dataset_stats.dataset.samples=500.\n", desc));
+    return 0;
+  }
+  if (config_file.empty()) throw UsageError("run: missing CONFIG; see 'nas-host run --help'");
+
+  Logger log;
+  ConfigDocument doc = ConfigDocument::load(config_file, overrides);
+  Registry registry = plugins.load(log, doc.plugin_paths());
+  for (const BrokenPlugin& broken : registry.broken())
+    log.warn("plugin '{}' not loaded: {}", broken.file.string(), broken.error);
+  PipelineConfig config = resolve(doc, registry);
+
+  if (dry_run) {
+    fmt::print("{}\n{}", config.resolved_yaml, plan_text(config));
+    fmt::print("run directory: {}\n",
+               run_dir.empty() ? (config.experiment.output_dir / config.experiment.name / "<UTC timestamp>").string()
+                               : run_dir);
+    return 0;
+  }
+  fs::path dir = make_run_dir(config.experiment, run_dir.empty() ? std::nullopt : std::optional<fs::path>(run_dir));
+  run_pipeline(config, registry, log, dir);
+  return 0;
+}
+
+int plugins_list(const std::vector<std::string>& args) {
+  bool json = false;
+  PluginOptions plugins;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json), "print JSON");
+  plugins.add_to(desc);
+  po::variables_map vm = parse(args, desc, {}, "plugins list");
+  if (vm.count("help")) {
+    fmt::print("{}", help_text("usage: nas-host plugins list [--json] [--plugin-path DIR ...]\n\n"
+                               "Lists every factory the plugins register (key, kind, version, file) and every\n"
+                               "plugin file that failed to load, with the reason.\n", desc));
+    return 0;
+  }
+  Logger log;
+  Registry registry = plugins.load(log);
+  if (json) {
+    nlohmann::ordered_json out{{"plugins", nlohmann::ordered_json::array()}, {"broken", nlohmann::ordered_json::array()}};
+    for (const Entry& e : registry.entries())
+      out["plugins"].push_back({{"key", e.key}, {"kind", e.kind}, {"name", e.name}, {"doc", e.doc},
+                                {"plugin", e.plugin->name}, {"version", e.plugin->version},
+                                {"file", e.plugin->file.string()}});
+    for (const BrokenPlugin& b : registry.broken())
+      out["broken"].push_back({{"file", b.file.string()}, {"error", b.error}});
+    fmt::print("{}\n", out.dump(2));
+    return 0;
+  }
+  std::size_t width = 3;
+  for (const Entry& e : registry.entries()) width = std::max(width, e.key.size());
+  fmt::print("{:<{}}  {:<11}  {:<8}  {}\n", "KEY", width, "KIND", "VERSION", "FILE");
+  for (const KindInfo& kind : kinds)
+    for (const Entry* e : registry.of_kind(kind.name))
+      fmt::print("{:<{}}  {:<11}  {:<8}  {}\n", e->key, width, e->kind, e->plugin->version, e->plugin->file.string());
+  if (registry.entries().empty()) fmt::print("(no plugins found)\n");
+  if (!registry.broken().empty()) {
+    fmt::print("\nplugins that failed to load:\n");
+    for (const BrokenPlugin& b : registry.broken()) fmt::print("  {}: {}\n", b.file.string(), b.error);
+  }
+  return 0;
+}
+
+int plugins_describe(const std::vector<std::string>& args) {
+  std::string key;
+  PluginOptions plugins;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")("key", po::value(&key), "KIND/NAME, e.g. dataset/synthetic");
+  plugins.add_to(desc);
+  po::positional_options_description positional;
+  positional.add("key", 1);
+  po::variables_map vm = parse(args, desc, positional, "plugins describe");
+  if (vm.count("help")) {
+    fmt::print("{}", help_text("usage: nas-host plugins describe KIND/NAME\n\n"
+                               "Shows a plugin's parameters: name, type, default, allowed values, doc.\n", desc));
+    return 0;
+  }
+  if (key.empty()) throw UsageError("plugins describe: missing KEY (KIND/NAME); see 'nas-host plugins list'");
+  Logger log;
+  Registry registry = plugins.load(log);
+  std::size_t slash = key.find('/');
+  if (slash == std::string::npos)
+    throw UsageError(fmt::format("plugins describe: '{}' is not a KIND/NAME key, e.g. 'dataset/synthetic'", key));
+  const Entry& e = registry.require(key.substr(0, slash), key.substr(slash + 1));
+  fmt::print("{}  (plugin '{}' {}, {})\n  {}\n\nparameters:\n", e.key, e.plugin->name, e.plugin->version,
+             e.plugin->file.string(), e.doc);
+  if (e.schema.empty()) fmt::print("  (none)\n");
+  for (const ParamSpec& p : e.schema)
+    fmt::print("  {:<16} {:<14} {:<16} {}\n      {}\n", p.name, type_name(p.type),
+               p.default_value ? "default " + to_string(*p.default_value) : "required", p.expected(), p.doc);
+  fmt::print("\nin a config:\n  {}:\n    plugin: {}\n", e.kind, e.name);
+  for (const ParamSpec& p : e.schema)
+    fmt::print("    {}: {}\n", p.name, p.default_value ? to_string(*p.default_value) : "...");
+  return 0;
+}
+
+}  // namespace
+
+int dispatch(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    fmt::print("{}", kUsage);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    fmt::print("nas-host {} (plugin ABI {}.{}, build {})\n", NAS_VERSION, NAS_ABI_MAJOR, NAS_ABI_MINOR, host_fingerprint());
+    return 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "run") return run_command(args);
+  if (command == "plugins") {
+    if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+      fmt::print("usage: nas-host plugins list [--json] | nas-host plugins describe KIND/NAME\n"
+                 "('nas-host plugins list --help' for options)\n");
+      return args.empty() ? 2 : 0;
+    }
+    std::string sub = args[0];
+    args.erase(args.begin());
+    if (sub == "list") return plugins_list(args);
+    if (sub == "describe") return plugins_describe(args);
+    throw UsageError(fmt::format("unknown command 'plugins {}'; expected 'plugins list' or 'plugins describe'", sub));
+  }
+  throw UsageError(fmt::format("unknown command '{}'; see 'nas-host --help'", command));
+}
+
+}  // namespace nas::host

@@ -1,0 +1,20 @@
+// nas-host: runs a pipeline from one YAML file, and lists and describes plugins.
+#include <cstdio>
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "nas/error.hpp"
+
+int main(int argc, char** argv) {
+  try {
+    return nas::host::dispatch(argc, argv);
+  } catch (const nas::UsageError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+}

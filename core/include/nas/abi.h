@@ -1,0 +1,42 @@
+/* The plugin ABI: the one C entry point every plugin exports, frozen in layout.
+ *
+ * The host reads this struct before it calls any C++ in the plugin: the ABI major must equal the
+ * host's, the minor must not be newer, and the build fingerprint (compiler, C++ ABI flag, LibTorch
+ * version) must match; only then is register_factories called. */
+#ifndef NAS_ABI_H
+#define NAS_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NAS_ABI_MAJOR 1u
+#define NAS_ABI_MINOR 0u
+#define NAS_PLUGIN_ENTRY_SYMBOL "nas_plugin_entry"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque to C; it is a nas::Registrar. */
+typedef struct nas_registrar nas_registrar;
+
+typedef struct nas_plugin_info {
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  const char* fingerprint; /* nas_build_fingerprint() of the plugin's build */
+  const char* name;
+  const char* version;
+  /* Registers every factory; must not throw (failures go to the registrar). */
+  void (*register_factories)(nas_registrar* registrar);
+} nas_plugin_info;
+
+typedef const nas_plugin_info* (*nas_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+static_assert(sizeof(nas_plugin_info) == 40, "nas_plugin_info layout is frozen");
+static_assert(offsetof(nas_plugin_info, fingerprint) == 8, "nas_plugin_info layout is frozen");
+static_assert(offsetof(nas_plugin_info, register_factories) == 32, "nas_plugin_info layout is frozen");
+#endif
+
+#endif /* NAS_ABI_H */

@@ -1,0 +1,86 @@
+// The pipeline config: one YAML file plus command-line overrides, validated against the core
+// schemas, the stages' schemas and each chosen plugin's schema.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nas/api.hpp"
+#include "nas/error.hpp"
+#include "nas/registry.hpp"
+#include "nas/stage.hpp"
+
+namespace nas {
+
+/// Where a config value came from: "file:line:column", or a command-line override.
+struct Location {
+  std::string file;
+  int line = 0;    ///< 1-based; 0 when unknown
+  int column = 0;  ///< 1-based
+  std::string str() const;
+};
+
+/// One problem in a config: where, which key path, what was expected.
+struct Diagnostic {
+  Location where;
+  std::string key;  ///< dotted path, e.g. "search.dataset.samples"
+  std::string message;
+  std::string str() const;  ///< "file:3:5: experiment.seed: expected an integer >= 0, got 'x'"
+};
+
+/// Every problem found in a config (exit code 2); what() lists them one per line.
+class NAS_API ConfigError : public UsageError {
+ public:
+  explicit ConfigError(std::vector<Diagnostic> diagnostics);
+  ~ConfigError() override;
+  const std::vector<Diagnostic>& diagnostics() const { return diagnostics_; }
+
+ private:
+  std::vector<Diagnostic> diagnostics_;
+};
+
+/// A parsed config file with overrides applied, before validation. Plugin paths are read from it
+/// first, because the plugins they hold are needed to validate the rest.
+class NAS_API ConfigDocument {
+ public:
+  /// Parses `file` and applies `overrides` ("key.path=value", value in YAML syntax).
+  static ConfigDocument load(const std::filesystem::path& file, const std::vector<std::string>& overrides);
+
+  const std::filesystem::path& file() const;
+  /// `plugin_paths`, each relative to the config file's folder.
+  std::vector<std::filesystem::path> plugin_paths() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+struct Experiment {
+  std::string name;
+  std::int64_t seed = 0;
+  std::filesystem::path output_dir;
+  std::int64_t threads = 0;  ///< intra-op threads; 0 = all cores
+};
+
+/// A fully validated pipeline.
+struct PipelineConfig {
+  std::filesystem::path file;
+  Experiment experiment;
+  std::vector<std::filesystem::path> plugin_paths;
+  std::vector<StageConfig> stages;  ///< in the order they run
+  std::string resolved_yaml;        ///< every default filled in; what --dry-run prints and a run saves
+};
+
+/// Validates the whole document; throws ConfigError with every problem found.
+NAS_API PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry,
+                               const std::vector<StageDef>& stages = builtin_stages());
+
+/// The core schema of the `experiment` section.
+NAS_API const Schema& experiment_schema();
+
+}  // namespace nas

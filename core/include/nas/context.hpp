@@ -1,0 +1,20 @@
+// The services the host hands to stages and plugins (plugins keep no globals of their own).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include <c10/core/Device.h>
+
+namespace nas {
+
+class Logger;
+
+struct Context {
+  Logger& log;
+  std::uint64_t seed = 0;             ///< the experiment seed; derive, never share, generators from it
+  std::filesystem::path run_dir;      ///< where outputs go (empty for dry runs and tests)
+  c10::Device device = c10::kCPU;     ///< a GPU where there is one, else the CPU
+};
+
+}  // namespace nas

@@ -1,0 +1,111 @@
+// The registry of factories that plugins register, keyed "kind/name", and the Registrar they use.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nas/api.hpp"
+#include "nas/context.hpp"
+#include "nas/error.hpp"
+#include "nas/kinds.hpp"
+#include "nas/schema.hpp"
+
+namespace nas {
+
+/// A factory of kind I: parameters (validated against the schema), host services, kind-specific args.
+template <class I>
+using Factory = std::function<typename KindOf<I>::Ptr(const Params&, const Context&, const typename KindOf<I>::Args&)>;
+
+/// Type-erased factory, anchored in the core so that its vtable has one home.
+struct NAS_API AnyFactory {
+  virtual ~AnyFactory();
+};
+
+template <class I>
+struct TypedFactory final : AnyFactory {
+  explicit TypedFactory(Factory<I> f) : make(std::move(f)) {}
+  Factory<I> make;
+};
+
+/// Where a factory came from.
+struct PluginFile {
+  std::filesystem::path file;
+  std::string name;
+  std::string version;
+};
+
+struct Entry {
+  std::string key;   ///< "kind/name"
+  std::string kind;
+  std::string name;
+  std::string doc;   ///< one line
+  Schema schema;
+  std::shared_ptr<const PluginFile> plugin;
+  std::shared_ptr<const AnyFactory> factory;
+};
+
+/// Handed to a plugin's register function. Collects entries; the host commits them only if the
+/// whole registration succeeded.
+class NAS_API Registrar {
+ public:
+  template <class I>
+  void add(std::string name, std::string doc, Schema schema, Factory<I> make) {
+    add_entry(std::string(KindOf<I>::name), std::move(name), std::move(doc), std::move(schema),
+              std::make_shared<TypedFactory<I>>(std::move(make)));
+  }
+  /// Reports that registration failed; the plugin's entries are then discarded.
+  void fail(std::string message) noexcept;
+
+  const std::vector<Entry>& entries() const { return entries_; }
+  const std::string& failure() const { return failure_; }
+
+ private:
+  void add_entry(std::string kind, std::string name, std::string doc, Schema schema,
+                 std::shared_ptr<const AnyFactory> factory);
+  std::vector<Entry> entries_;
+  std::string failure_;
+};
+
+/// A plugin file that could not be loaded, with the reason.
+struct BrokenPlugin {
+  std::filesystem::path file;
+  std::string error;
+};
+
+class NAS_API Registry {
+ public:
+  /// Adds a plugin's entries; throws UsageError naming both files if a key is already taken.
+  void commit(const std::shared_ptr<const PluginFile>& plugin, std::vector<Entry> entries);
+  void add_broken(BrokenPlugin broken) { broken_.push_back(std::move(broken)); }
+
+  const Entry* find(std::string_view key) const;
+  /// Entries of one kind, sorted by name.
+  std::vector<const Entry*> of_kind(std::string_view kind) const;
+  /// All entries in load order.
+  const std::vector<Entry>& entries() const { return entries_; }
+  const std::vector<std::shared_ptr<const PluginFile>>& plugins() const { return plugins_; }
+  const std::vector<BrokenPlugin>& broken() const { return broken_; }
+
+  /// Creates an object of interface I from the factory registered as `<kind of I>/name`.
+  template <class I>
+  typename KindOf<I>::Ptr create(std::string_view name, const Params& params, const Context& context,
+                                 const typename KindOf<I>::Args& args) const {
+    const Entry& entry = require(KindOf<I>::name, name);
+    // The kind check makes this cast safe: one kind, one interface (no RTTI across libraries).
+    return static_cast<const TypedFactory<I>&>(*entry.factory).make(params, context, args);
+  }
+
+  /// The entry `kind/name`, or UsageError listing the known names of that kind.
+  const Entry& require(std::string_view kind, std::string_view name) const;
+
+ private:
+  std::vector<Entry> entries_;
+  std::vector<std::shared_ptr<const PluginFile>> plugins_;
+  std::vector<BrokenPlugin> broken_;
+};
+
+}  // namespace nas

@@ -1,0 +1,20 @@
+// Out-of-line destructors: they anchor each type's vtable and type info in the core library.
+#include "nas/error.hpp"
+
+#include "nas/controller.hpp"
+#include "nas/dataset.hpp"
+#include "nas/op.hpp"
+#include "nas/regularizer.hpp"
+#include "nas/registry.hpp"
+
+namespace nas {
+
+Error::~Error() = default;
+UsageError::~UsageError() = default;
+AnyFactory::~AnyFactory() = default;
+Op::~Op() = default;
+Controller::~Controller() = default;
+Dataset::~Dataset() = default;
+Regularizer::~Regularizer() = default;
+
+}  // namespace nas

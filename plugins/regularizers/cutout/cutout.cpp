@@ -1,0 +1,43 @@
+// regularizer/cutout: zeroes one random square per training image (DeVries & Taylor, 2017). The
+// square's centre is uniform over the image, so near the border it is clipped, as in the paper.
+#include <random>
+
+#include <torch/torch.h>
+
+#include "nas/plugin.hpp"
+#include "nas/regularizer.hpp"
+
+namespace {
+
+class Cutout final : public nas::Regularizer {
+ public:
+  Cutout(std::int64_t size, std::uint64_t seed) : size_(size), rng_(seed ^ 0x6375746f7574ULL) {}
+
+  void on_batch(at::Tensor& images) override {
+    TORCH_CHECK(images.dim() == 4, "regularizer/cutout: expected images (N, C, H, W), got ", images.sizes());
+    const std::int64_t height = images.size(2), width = images.size(3);
+    std::uniform_int_distribution<std::int64_t> row(0, height - 1), column(0, width - 1);
+    for (std::int64_t n = 0; n < images.size(0); ++n) {
+      const std::int64_t top = row(rng_) - size_ / 2, left = column(rng_) - size_ / 2;
+      const std::int64_t y0 = std::clamp<std::int64_t>(top, 0, height), y1 = std::clamp<std::int64_t>(top + size_, 0, height);
+      const std::int64_t x0 = std::clamp<std::int64_t>(left, 0, width), x1 = std::clamp<std::int64_t>(left + size_, 0, width);
+      images[n].narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0).zero_();
+    }
+  }
+
+ private:
+  std::int64_t size_;
+  std::mt19937_64 rng_;
+};
+
+void register_all(nas::Registrar& r) {
+  r.add<nas::Regularizer>("cutout", "zeroes one random square per training image (DeVries & Taylor, 2017)",
+                          {nas::param::integer("size", 16).range(1, 4096).help("side of the square in pixels")},
+                          [](const nas::Params& p, const nas::Context& context, const nas::RegularizerArgs&) {
+                            return std::make_unique<Cutout>(p.get<std::int64_t>("size"), context.seed);
+                          });
+}
+
+}  // namespace
+
+NAS_PLUGIN("cutout", "0.1.0", register_all)
