@@ -53,6 +53,13 @@ std::string unknown_key_message(std::string_view key, const std::vector<std::str
   return message;
 }
 
+// map[key] that is safe to inspect: yaml-cpp's missing-key nodes throw on everything but IsDefined().
+YAML::Node child(const YAML::Node& map, std::string_view key) {
+  if (map.IsDefined() && map.IsMap())
+    if (const YAML::Node found = map[std::string(key)]; found.IsDefined()) return found;
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
 std::string describe_node(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
   if (node.IsMap()) return "a map";
@@ -178,7 +185,7 @@ class Validator {
       }
     }
     for (const ParamSpec& spec : schema) {
-      const YAML::Node node = map.IsMap() ? map[spec.name] : YAML::Node();
+      const YAML::Node node = child(map, spec.name);
       std::string key = join_path(path, spec.name);
       if (!node.IsDefined()) {
         if (spec.default_value) values.emplace(spec.name, *spec.default_value);
@@ -198,7 +205,7 @@ class Validator {
                                     slot.kind, describe_node(node)));
       return std::nullopt;
     }
-    const YAML::Node name = node[std::string(kPlugin)];
+    const YAML::Node name = child(node, kPlugin);
     std::string key = join_path(path, kPlugin);
     if (!name.IsDefined() || !name.IsScalar()) {
       error(name.IsDefined() ? name : node, key, fmt::format("expected the name of a {} plugin", slot.kind));
@@ -334,7 +341,7 @@ std::vector<fs::path> ConfigDocument::plugin_paths() const {
   Validator validator(*impl_);
   static const Schema schema{param::string_list(std::string(kPluginPaths), std::vector<std::string>{})};
   YAML::Node only(YAML::NodeType::Map);
-  if (const YAML::Node node = std::as_const(impl_->root)[std::string(kPluginPaths)]) only[std::string(kPluginPaths)] = node;
+  if (const YAML::Node node = child(impl_->root, kPluginPaths); node.IsDefined()) only[std::string(kPluginPaths)] = node;
   Params params = validator.params(only, "", schema);
   validator.throw_if_any();
   std::vector<fs::path> paths;
@@ -360,13 +367,13 @@ PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, cons
     if (std::find(top.begin(), top.end(), it->first.Scalar()) == top.end())
       validator.error(it->first, it->first.Scalar(), unknown_key_message(it->first.Scalar(), top));
 
-  Params experiment = validator.params(root[std::string(kExperiment)], std::string(kExperiment), experiment_schema());
+  Params experiment = validator.params(child(root, kExperiment), std::string(kExperiment), experiment_schema());
   if (experiment.values().size() == experiment_schema().size()) {  // all valid
     config.experiment.name = experiment.get<std::string>("name");
     if (config.experiment.name.empty()) config.experiment.name = impl.file.stem().string();
     if (config.experiment.name.find('/') != std::string::npos || config.experiment.name == "." ||
         config.experiment.name == "..")
-      validator.error(root[std::string(kExperiment)]["name"], "experiment.name",
+      validator.error(child(child(root, kExperiment), "name"), "experiment.name",
                       "expected a name usable as a folder name (no '/')");
     config.experiment.seed = experiment.get<std::int64_t>("seed");
     config.experiment.output_dir = experiment.get<std::string>("output_dir");
@@ -375,7 +382,7 @@ PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, cons
 
   // The pipeline: explicit, or every stage that has a section, in the built-in order.
   std::vector<std::string> order;
-  if (const YAML::Node pipeline = root[std::string(kPipeline)]) {
+  if (const YAML::Node pipeline = child(root, kPipeline); pipeline.IsDefined()) {
     ParamSpec spec = param::string_list(std::string(kPipeline));
     if (std::optional<Value> v = convert(pipeline, spec)) {
       std::size_t i = 0;
@@ -393,19 +400,19 @@ PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, cons
     }
   } else {
     for (const std::string& name : stage_names)
-      if (root[name]) order.push_back(name);
+      if (child(root, name).IsDefined()) order.push_back(name);
   }
-  if (order.empty() && !root[std::string(kPipeline)])
+  if (order.empty() && !child(root, kPipeline).IsDefined())
     validator.error(root, "", fmt::format("no stage to run; add a section for one of: {}", fmt::join(stage_names, ", ")));
 
   for (const std::string& name : order) {
     const StageDef& def = *std::find_if(stages.begin(), stages.end(), [&](const StageDef& s) { return s.name == name; });
-    const YAML::Node section = root[name];
+    const YAML::Node section = child(root, name);
     std::vector<std::string> slot_names;
     for (const Slot& slot : def.slots) slot_names.push_back(slot.name);
     StageConfig stage{&def, validator.params(section, name, def.params, slot_names), {}};
     for (const Slot& slot : def.slots) {
-      const YAML::Node node = section.IsMap() ? section[slot.name] : YAML::Node();
+      const YAML::Node node = child(section, slot.name);
       std::string path = join_path(name, slot.name);
       std::vector<PluginChoice>& chosen = stage.slots[slot.name];
       if (!node.IsDefined() || node.IsNull()) {

@@ -16,7 +16,7 @@
 namespace nas {
 
 /// Where a config value came from: "file:line:column", or a command-line override.
-struct Location {
+struct NAS_API Location {
   std::string file;
   int line = 0;    ///< 1-based; 0 when unknown
   int column = 0;  ///< 1-based
@@ -24,7 +24,7 @@ struct Location {
 };
 
 /// One problem in a config: where, which key path, what was expected.
-struct Diagnostic {
+struct NAS_API Diagnostic {
   Location where;
   std::string key;  ///< dotted path, e.g. "search.dataset.samples"
   std::string message;

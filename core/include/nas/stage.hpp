@@ -33,7 +33,7 @@ struct PluginChoice {
 struct StageDef;
 
 /// One stage of a resolved config.
-struct StageConfig {
+struct NAS_API StageConfig {
   const StageDef* def = nullptr;
   Params params;
   std::map<std::string, std::vector<PluginChoice>, std::less<>> slots;

@@ -1,0 +1,153 @@
+// nas-host run as a user would: a child process, its exit code and what it prints.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / fmt::format("nas_cli_{}_{}", getpid(),
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs nas-host in a scratch folder, with NAS_PLUGIN_PATH unset so only what the test says is loaded.
+  Result host(const std::string& args) {
+    std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} 2>&1", dir_.string(), NAS_HOST, args);
+    FILE* pipe = popen(command.c_str(), "r");
+    std::string output;
+    std::array<char, 4096> buffer;
+    while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+    int status = pclose(pipe);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  }
+
+  static std::string quickstart() { return std::string(NAS_SOURCE_DIR) + "/configs/quickstart.yaml"; }
+  fs::path dir_;
+};
+
+TEST_F(CliTest, VersionAndHelp) {
+  Result r = host("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("plugin ABI 1.0"));
+  for (const char* command : {"--help", "run --help", "plugins --help", "plugins list --help", "plugins describe --help"}) {
+    Result help = host(command);
+    EXPECT_EQ(help.code, 0) << command;
+    EXPECT_THAT(help.output, HasSubstr("usage: nas-host")) << command;
+  }
+}
+
+TEST_F(CliTest, BadUsageExitsTwo) {
+  EXPECT_EQ(host("").code, 2);
+  EXPECT_EQ(host("frobnicate").code, 2);
+  EXPECT_EQ(host("run").code, 2);
+  EXPECT_EQ(host("run --no-such-flag x.yaml").code, 2);
+  EXPECT_EQ(host("plugins sing").code, 2);
+  Result r = host("run missing.yaml");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("config file 'missing.yaml' does not exist"));
+}
+
+TEST_F(CliTest, PluginsListShowsEveryShippedPlugin) {
+  Result r = host("plugins list");
+  EXPECT_EQ(r.code, 0);
+  for (const char* key : {"controller/random", "dataset/synthetic", "regularizer/cutout"})
+    EXPECT_THAT(r.output, HasSubstr(key));
+  EXPECT_THAT(r.output, Not(HasSubstr("failed to load")));
+}
+
+TEST_F(CliTest, PluginsListShowsBrokenPluginsWithTheirErrorAsJson) {
+  Result r = host(fmt::format("plugins list --json --plugin-path '{}/throws'", NAS_TEST_PLUGIN_ROOT));
+  ASSERT_EQ(r.code, 0) << r.output;
+  nlohmann::json list = nlohmann::json::parse(r.output);
+  ASSERT_EQ(list["broken"].size(), 1u);
+  EXPECT_THAT(list["broken"][0]["file"].get<std::string>(), HasSubstr("libnas_test_throws.so"));
+  EXPECT_THAT(list["broken"][0]["error"].get<std::string>(), HasSubstr("boom while registering"));
+  std::vector<std::string> keys;
+  for (const auto& p : list["plugins"]) keys.push_back(p["key"]);
+  EXPECT_THAT(keys, ::testing::Contains("dataset/synthetic"));
+  EXPECT_EQ(list["plugins"][0].count("version"), 1u);
+  EXPECT_EQ(list["plugins"][0].count("file"), 1u);
+}
+
+TEST_F(CliTest, NoDefaultPluginsLoadsOnlyTheGivenPath) {
+  Result r = host(fmt::format("plugins list --no-default-plugins --plugin-path '{}/duplicate'", NAS_TEST_PLUGIN_ROOT));
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("regularizer/shared_name"));
+  EXPECT_THAT(r.output, Not(HasSubstr("dataset/synthetic")));
+  EXPECT_THAT(r.output, HasSubstr("is already registered by"));
+}
+
+TEST_F(CliTest, DescribeShowsTheSchema) {
+  Result r = host("plugins describe dataset/synthetic");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("signal"));
+  EXPECT_THAT(r.output, HasSubstr("a number in [0, 1]"));
+  EXPECT_THAT(r.output, HasSubstr("default 1000"));
+  Result unknown = host("plugins describe dataset/cifar");
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("unknown dataset plugin 'cifar'; known: synthetic"));
+}
+
+TEST_F(CliTest, DryRunPrintsResolvedConfigAndPlanAndCreatesNothing) {
+  Result r = host(fmt::format("run '{}' --dry-run experiment.seed=4", quickstart()));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("seed: 4"));
+  EXPECT_THAT(r.output, HasSubstr("signal: 0.5"));  // a default, filled in
+  EXPECT_THAT(r.output, HasSubstr("1. dataset_stats"));
+  EXPECT_THAT(r.output, HasSubstr("libnas_dataset_synthetic.so"));
+  EXPECT_FALSE(fs::exists(dir_ / "runs"));
+}
+
+TEST_F(CliTest, RunCreatesItsOwnDirectoryAndNeverOverwritesAnother) {
+  Result r = host(fmt::format("run '{}' --run-dir out dataset_stats.dataset.size=100", quickstart()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* file : {"config.yaml", "log.txt", "dataset_stats.json"}) EXPECT_TRUE(fs::exists(dir_ / "out" / file)) << file;
+  nlohmann::json stats = nlohmann::json::parse(std::ifstream(dir_ / "out" / "dataset_stats.json"));
+  EXPECT_EQ(stats["examples"], 100);
+  Result again = host(fmt::format("run '{}' --run-dir out", quickstart()));
+  EXPECT_EQ(again.code, 2);
+  EXPECT_THAT(again.output, HasSubstr("already exists"));
+
+  EXPECT_EQ(host(fmt::format("run '{}' dataset_stats.limit=5", quickstart())).code, 0);
+  EXPECT_EQ(host(fmt::format("run '{}' dataset_stats.limit=5", quickstart())).code, 0);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "runs" / "quickstart"), fs::directory_iterator()), 2);
+}
+
+TEST_F(CliTest, BadConfigExitsTwoNamingThePosition) {
+  std::string file = std::string(NAS_TEST_CONFIGS) + "/bad/wrong_type.yaml";
+  Result r = host(fmt::format("run '{}'", file));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr(file + ":2:9: experiment.seed: expected an integer >= 0, got 'abc'"));
+  EXPECT_FALSE(fs::exists(dir_ / "runs"));
+}
+
+TEST_F(CliTest, RuntimeFailureExitsOne) {
+  fs::path blocker = dir_ / "file";
+  std::ofstream(blocker) << "x";
+  Result r = host(fmt::format("run '{}' experiment.output_dir='{}'", quickstart(), blocker.string()));
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("cannot create"));
+}
+
+}  // namespace

@@ -1,0 +1,134 @@
+// The plugin loader: a good plugin of each kind loads; each broken plugin fails with its own message
+// naming its file; search-path order.
+#include <cstdlib>
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nas/loader.hpp"
+#include "nas/log.hpp"
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+namespace {
+
+// Loads exactly one test case folder and returns its registry.
+nas::Registry load_case(const std::string& folder) {
+  nas::Registry registry;
+  nas::load_plugins(registry, {fs::path(NAS_TEST_PLUGIN_ROOT) / folder});
+  return registry;
+}
+
+struct BrokenCase {
+  std::string folder;
+  std::string file;
+  std::string message;
+  friend void PrintTo(const BrokenCase& c, std::ostream* os) { *os << c.folder; }
+};
+
+class BrokenPluginTest : public ::testing::TestWithParam<BrokenCase> {};
+
+TEST_P(BrokenPluginTest, IsRejectedWithItsOwnMessageNamingTheFile) {
+  const BrokenCase& c = GetParam();
+  nas::Registry registry = load_case(c.folder);
+  ASSERT_EQ(registry.broken().size(), 1u);
+  EXPECT_EQ(registry.broken()[0].file.filename(), c.file);
+  EXPECT_THAT(registry.broken()[0].error, HasSubstr(c.message));
+  EXPECT_TRUE(registry.entries().empty()) << "a broken plugin must register nothing";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Loader, BrokenPluginTest,
+    ::testing::Values(
+        BrokenCase{"no_entry", "libnas_test_no_entry.so", "has no entry symbol 'nas_plugin_entry'"},
+        BrokenCase{"abi_major", "libnas_test_abi_major.so", "ABI 2.0, host supports 1.x"},
+        BrokenCase{"abi_minor", "libnas_test_abi_minor.so", "ABI 1.1 is newer than the host's 1.0"},
+        BrokenCase{"fingerprint", "libnas_test_fingerprint.so",
+                   std::string("built as 'gcc1;cxx11abi=0;torch=0.0.0', host is '") + nas::host_fingerprint() + "'"},
+        BrokenCase{"throws", "libnas_test_throws.so", "registration failed: boom while registering"},
+        BrokenCase{"registers_nothing", "libnas_test_registers_nothing.so", "registered no factories"},
+        BrokenCase{"registers_twice", "libnas_test_registers_twice.so",
+                   "registration failed: registers 'regularizer/twice' twice"},
+        BrokenCase{"not_a_library", "libnas_test_not_a_library.so", "cannot be loaded: "}),
+    [](const auto& info) { return info.param.folder; });
+
+TEST(Loader, DuplicateKeyNamesBothFiles) {
+  nas::Registry registry = load_case("duplicate");
+  ASSERT_NE(registry.find("regularizer/shared_name"), nullptr);
+  EXPECT_EQ(registry.find("regularizer/shared_name")->plugin->file.filename(), "libnas_test_duplicate_a.so");
+  ASSERT_EQ(registry.broken().size(), 1u);
+  EXPECT_EQ(registry.broken()[0].file.filename(), "libnas_test_duplicate_b.so");
+  EXPECT_THAT(registry.broken()[0].error, HasSubstr("'regularizer/shared_name' is already registered by"));
+  EXPECT_THAT(registry.broken()[0].error, HasSubstr("libnas_test_duplicate_a.so"));
+}
+
+TEST(Loader, GoodPluginsOfEveryKindLoad) {
+  nas::Registry registry;
+  nas::load_plugins(registry, {NAS_PLUGIN_DIR});
+  EXPECT_TRUE(registry.broken().empty());
+  for (const char* key : {"controller/random", "dataset/synthetic", "regularizer/cutout"}) {
+    const nas::Entry* entry = registry.find(key);
+    ASSERT_NE(entry, nullptr) << key;
+    EXPECT_FALSE(entry->doc.empty());
+    EXPECT_EQ(entry->plugin->version, "0.1.0");
+    EXPECT_TRUE(fs::exists(entry->plugin->file));
+  }
+}
+
+TEST(Loader, LoadingTheSameFolderTwiceIsReportedNotCrashing) {
+  nas::Registry registry;
+  nas::load_plugins(registry, {NAS_PLUGIN_DIR});
+  std::size_t loaded = registry.entries().size();
+  nas::load_plugins(registry, {NAS_PLUGIN_DIR});
+  EXPECT_EQ(registry.entries().size(), loaded);
+  EXPECT_EQ(registry.broken().size(), registry.plugins().size());
+  EXPECT_THAT(registry.broken()[0].error, HasSubstr("is already registered by"));
+}
+
+TEST(Loader, FindsPluginFilesSortedFolderByFolder) {
+  std::vector<fs::path> files = nas::find_plugin_files(
+      {fs::path(NAS_TEST_PLUGIN_ROOT) / "duplicate", fs::path(NAS_TEST_PLUGIN_ROOT) / "abi_major"});
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[0].filename(), "libnas_test_duplicate_a.so");
+  EXPECT_EQ(files[1].filename(), "libnas_test_duplicate_b.so");
+  EXPECT_EQ(files[2].filename(), "libnas_test_abi_major.so");
+}
+
+class SearchPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const char* old = std::getenv("NAS_PLUGIN_PATH")) saved_ = old;
+  }
+  void TearDown() override {
+    if (saved_) setenv("NAS_PLUGIN_PATH", saved_->c_str(), 1);
+    else unsetenv("NAS_PLUGIN_PATH");
+  }
+  std::optional<std::string> saved_;
+  nas::Logger log_{nas::Logger::Level::error};
+};
+
+TEST_F(SearchPathTest, ExplicitThenEnvironmentThenDefaultWithoutDuplicates) {
+  fs::path root = NAS_TEST_PLUGIN_ROOT;
+  std::string env = (root / "throws").string() + "::" + (root / "abi_major").string();
+  setenv("NAS_PLUGIN_PATH", env.c_str(), 1);
+  std::vector<fs::path> dirs =
+      nas::plugin_search_path({root / "no_entry", root / "abi_major", root / "no_entry"}, false, log_);
+  ASSERT_EQ(dirs.size(), 3u);
+  EXPECT_EQ(dirs[0], root / "no_entry");
+  EXPECT_EQ(dirs[1], root / "abi_major");
+  EXPECT_EQ(dirs[2], root / "throws");
+}
+
+TEST_F(SearchPathTest, MissingExplicitFolderIsAUsageError) {
+  unsetenv("NAS_PLUGIN_PATH");
+  EXPECT_THROW(nas::plugin_search_path({"/nonexistent/plugins"}, false, log_), nas::UsageError);
+}
+
+TEST_F(SearchPathTest, MissingEnvironmentFolderIsSkipped) {
+  setenv("NAS_PLUGIN_PATH", "/nonexistent/plugins", 1);
+  EXPECT_TRUE(nas::plugin_search_path({}, false, log_).empty());
+}
+
+}  // namespace

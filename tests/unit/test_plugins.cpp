@@ -1,0 +1,115 @@
+// The plugins shipped in plugins/: each created through the registry, as a stage would.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "nas/controller.hpp"
+#include "nas/dataset.hpp"
+#include "nas/loader.hpp"
+#include "nas/log.hpp"
+#include "nas/regularizer.hpp"
+
+namespace {
+
+class PluginTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new nas::Registry();
+    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR});
+  }
+  // Parameters as the config would give them: every default, then `changes`.
+  static nas::Params params(const std::string& key, std::map<std::string, nas::Value, std::less<>> changes = {}) {
+    const nas::Entry* entry = registry_->find(key);
+    EXPECT_NE(entry, nullptr) << key;
+    for (const nas::ParamSpec& spec : entry->schema) changes.emplace(spec.name, *spec.default_value);
+    return nas::Params(std::move(changes));
+  }
+  nas::Context context(std::uint64_t seed) { return nas::Context{log_, seed, {}, c10::kCPU}; }
+
+  static nas::Registry* registry_;  // plugins stay loaded for the process, so does this
+  nas::Logger log_{nas::Logger::Level::error};
+};
+nas::Registry* PluginTest::registry_ = nullptr;
+
+const std::vector<nas::Decision> kDecisions{{"a", 2}, {"b", 3}, {"c", 7}, {"d", 1}};
+
+TEST_F(PluginTest, RandomControllerProposesValidDecisionsDeterministically) {
+  auto a = registry_->create<nas::Controller>("random", params("controller/random"), context(5), {kDecisions});
+  auto b = registry_->create<nas::Controller>("random", params("controller/random"), context(5), {kDecisions});
+  auto other = registry_->create<nas::Controller>("random", params("controller/random"), context(6), {kDecisions});
+  std::vector<nas::Proposal> pa = a->propose(50), pb = b->propose(50), po = other->propose(50);
+  std::vector<std::vector<std::int64_t>> seen_a, seen_o;
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    ASSERT_EQ(pa[i].decisions.size(), kDecisions.size());
+    for (std::size_t d = 0; d < kDecisions.size(); ++d) {
+      EXPECT_GE(pa[i].decisions[d], 0);
+      EXPECT_LT(pa[i].decisions[d], kDecisions[d].choices);
+    }
+    EXPECT_EQ(pa[i].decisions, pb[i].decisions);
+    seen_a.push_back(pa[i].decisions);
+    seen_o.push_back(po[i].decisions);
+  }
+  EXPECT_NE(seen_a, seen_o) << "another seed must give other proposals";
+}
+
+TEST_F(PluginTest, RandomControllerStateRoundTrips) {
+  auto a = registry_->create<nas::Controller>("random", params("controller/random"), context(1), {kDecisions});
+  a->propose(3);
+  std::string state = a->save_state();
+  auto b = registry_->create<nas::Controller>("random", params("controller/random"), context(99), {kDecisions});
+  b->load_state(state);
+  EXPECT_EQ(a->propose(10)[9].decisions, b->propose(10)[9].decisions);
+  EXPECT_THROW(b->load_state("not a state"), nas::Error);
+}
+
+TEST_F(PluginTest, SyntheticDatasetIsDeterministicShapedAndLearnable) {
+  nas::Params p = params("dataset/synthetic", {{"size", std::int64_t{400}}, {"channels", std::int64_t{2}},
+                                               {"height", std::int64_t{5}}, {"width", std::int64_t{7}},
+                                               {"classes", std::int64_t{4}}, {"signal", 0.9}});
+  auto train = registry_->create<nas::Dataset>("synthetic", p, context(3), {nas::Split::train});
+  auto again = registry_->create<nas::Dataset>("synthetic", p, context(3), {nas::Split::train});
+  auto test = registry_->create<nas::Dataset>("synthetic", p, context(3), {nas::Split::test});
+  EXPECT_EQ(train->size(), 400);
+  EXPECT_EQ(train->info().class_names.size(), 4u);
+  nas::Example e = train->get(17);
+  EXPECT_EQ(e.image.sizes(), (std::vector<std::int64_t>{2, 5, 7}));
+  EXPECT_TRUE(torch::equal(e.image, again->get(17).image));
+  EXPECT_EQ(e.label, again->get(17).label);
+  EXPECT_FALSE(torch::equal(e.image, test->get(17).image)) << "splits must differ";
+  EXPECT_GE(e.image.min().item<float>(), 0.f);
+  EXPECT_LE(e.image.max().item<float>(), 1.f);
+  // Learnable: the nearest class mean (from train) classifies test images far above chance (25%).
+  torch::Tensor means = torch::zeros({4, 70}), counts = torch::zeros({4});
+  for (std::int64_t i = 0; i < 400; ++i) {
+    nas::Example x = train->get(i);
+    means[x.label] += x.image.flatten();
+    counts[x.label] += 1;
+  }
+  means /= counts.unsqueeze(1);
+  int correct = 0;
+  for (std::int64_t i = 0; i < 100; ++i) {
+    nas::Example x = test->get(i);
+    correct += (means - x.image.flatten()).square().sum(1).argmin().item<std::int64_t>() == x.label;
+  }
+  EXPECT_GT(correct, 90);
+  EXPECT_THROW(train->get(400), nas::Error);
+}
+
+TEST_F(PluginTest, CutoutZeroesAtMostOneSquarePerImage) {
+  auto cutout = registry_->create<nas::Regularizer>("cutout", params("regularizer/cutout", {{"size", std::int64_t{4}}}),
+                                                    context(0), {});
+  torch::Tensor images = torch::ones({64, 3, 10, 10});
+  cutout->on_batch(images);
+  int clipped = 0;
+  for (std::int64_t n = 0; n < 64; ++n) {
+    torch::Tensor zero = images[n] == 0;
+    std::int64_t zeros = zero.sum().item<std::int64_t>();
+    EXPECT_GT(zeros, 0);
+    EXPECT_LE(zeros, 3 * 4 * 4);
+    EXPECT_TRUE(torch::equal(zero[0], zero[1])) << "all channels of a pixel are cut together";
+    clipped += zeros < 3 * 4 * 4;
+  }
+  EXPECT_GT(clipped, 0) << "squares near the border are clipped";
+  EXPECT_LT(clipped, 64);
+}
+
+}  // namespace
