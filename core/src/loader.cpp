@@ -105,9 +105,13 @@ bool load_plugin(Registry& registry, const fs::path& file) {
   boost::dll::shared_library library;
   try {
     library.load(file, load_mode);
-  } catch (const std::exception&) {
-    const char* why = dlerror();  // Boost's message drops the loader's reason; dlerror still has it
-    return broken(fmt::format("cannot be loaded: {}", why ? why : "not a shared library"));
+  } catch (const std::exception& e) {
+    // Boost wraps the loader's reason: "... (dlerror system message: <reason>): <errno text>".
+    std::string_view what = e.what();
+    constexpr std::string_view marker = "dlerror system message: ";
+    std::size_t at = what.find(marker);
+    std::string_view reason = at == std::string_view::npos ? what : what.substr(at + marker.size());
+    return broken(fmt::format("cannot be loaded: {}", reason.substr(0, reason.find(')'))));
   }
   if (!library.has(NAS_PLUGIN_ENTRY_SYMBOL))
     return broken(fmt::format("has no entry symbol '{}'; is it a nas plugin built with NAS_PLUGIN()?",

@@ -71,7 +71,7 @@ TEST_F(CliTest, BadUsageExitsTwo) {
 TEST_F(CliTest, PluginsListShowsEveryShippedPlugin) {
   Result r = host("plugins list");
   EXPECT_EQ(r.code, 0);
-  for (const char* key : {"controller/random", "dataset/synthetic", "regularizer/cutout"})
+  for (const char* key : {"op/identity", "op/sep_conv_7x7", "controller/random", "dataset/synthetic", "regularizer/cutout"})
     EXPECT_THAT(r.output, HasSubstr(key));
   EXPECT_THAT(r.output, Not(HasSubstr("failed to load")));
 }

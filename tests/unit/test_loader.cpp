@@ -68,7 +68,7 @@ TEST(Loader, GoodPluginsOfEveryKindLoad) {
   nas::Registry registry;
   nas::load_plugins(registry, {NAS_PLUGIN_DIR});
   EXPECT_TRUE(registry.broken().empty());
-  for (const char* key : {"controller/random", "dataset/synthetic", "regularizer/cutout"}) {
+  for (const char* key : {"op/sep_conv_3x3", "controller/random", "dataset/synthetic", "regularizer/cutout"}) {
     const nas::Entry* entry = registry.find(key);
     ASSERT_NE(entry, nullptr) << key;
     EXPECT_FALSE(entry->doc.empty());

@@ -5,6 +5,7 @@
 #include "nas/controller.hpp"
 #include "nas/dataset.hpp"
 #include "nas/loader.hpp"
+#include "nas/op.hpp"
 #include "nas/log.hpp"
 #include "nas/regularizer.hpp"
 
@@ -110,6 +111,59 @@ TEST_F(PluginTest, CutoutZeroesAtMostOneSquarePerImage) {
   }
   EXPECT_GT(clipped, 0) << "squares near the border are clipped";
   EXPECT_LT(clipped, 64);
+}
+
+const char* const kNasnetOps[] = {"identity",     "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3",
+                                   "max_pool_3x3", "max_pool_5x5", "max_pool_7x7", "conv_1x1",     "conv_3x3",
+                                   "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7"};
+
+std::int64_t parameter_count(const nas::Op& op) {
+  std::int64_t n = 0;
+  for (const auto& p : op.parameters()) n += p.numel();
+  return n;
+}
+
+TEST_F(PluginTest, EveryNasnetOpHasTheRightShapeForEveryStrideAndWidth) {
+  torch::manual_seed(0);
+  for (const char* name : kNasnetOps)
+    for (std::int64_t stride : {1, 2})
+      for (std::int64_t out : {6, 10}) {
+        SCOPED_TRACE(fmt::format("{} stride {} 6->{}", name, stride, out));
+        auto op = registry_->create<nas::Op>(name, nas::Params(), context(0), {6, out, stride});
+        torch::Tensor x = torch::randn({2, 6, 9, 9}, torch::requires_grad());
+        torch::Tensor y = op->forward(x);
+        // "same" padding: ceil(9 / stride) either way.
+        EXPECT_EQ(y.sizes(), (std::vector<std::int64_t>{2, out, stride == 1 ? 9 : 5, stride == 1 ? 9 : 5}));
+        (y * torch::randn_like(y)).sum().backward();
+        ASSERT_TRUE(x.grad().defined());
+        EXPECT_GT(x.grad().abs().sum().item<double>(), 0) << "gradient reaches the input";
+        for (const auto& p : op->parameters()) {
+          ASSERT_TRUE(p.grad().defined());
+          EXPECT_GT(p.grad().abs().sum().item<double>(), 0) << "gradient reaches every parameter";
+        }
+      }
+}
+
+TEST_F(PluginTest, NasnetOpsFollowTheTfConventions) {
+  auto make = [&](const char* name, std::int64_t in, std::int64_t out, std::int64_t stride) {
+    return registry_->create<nas::Op>(name, nas::Params(), context(0), {in, out, stride});
+  };
+  EXPECT_EQ(parameter_count(*make("identity", 8, 8, 1)), 0);
+  EXPECT_EQ(parameter_count(*make("identity", 8, 8, 2)), 8 * 8 + 2 * 8);  // ReLU-1x1conv-BN
+  EXPECT_EQ(parameter_count(*make("max_pool_3x3", 8, 8, 2)), 0);
+  EXPECT_EQ(parameter_count(*make("avg_pool_3x3", 4, 8, 1)), 4 * 8 + 2 * 8);  // 1x1conv-BN after the pool
+  // Separable: (depthwise kxk + pointwise + BN) twice, no biases.
+  EXPECT_EQ(parameter_count(*make("sep_conv_3x3", 8, 8, 1)), 2 * (9 * 8 + 8 * 8 + 2 * 8));
+  EXPECT_EQ(parameter_count(*make("sep_conv_5x5", 4, 8, 1)), (25 * 4 + 4 * 8 + 16) + (25 * 8 + 8 * 8 + 16));
+  EXPECT_EQ(parameter_count(*make("conv_1x7_7x1", 4, 8, 1)), 7 * 4 * 8 + 7 * 8 * 8 + 2 * 8);
+  EXPECT_EQ(parameter_count(*make("dil_conv_3x3", 4, 8, 1)), 9 * 4 * 8 + 2 * 8);
+  // An identity that can be one returns its input unchanged.
+  torch::Tensor x = torch::randn({1, 8, 4, 4});
+  EXPECT_TRUE(torch::equal(make("identity", 8, 8, 1)->forward(x), x));
+  // TF's "same" average pool ignores the padding: a constant image stays constant at the border.
+  torch::Tensor ones = torch::ones({1, 8, 4, 4});
+  EXPECT_TRUE(torch::allclose(make("avg_pool_3x3", 8, 8, 1)->forward(ones), ones));
+  EXPECT_THROW(make("conv_3x3", 8, 8, 3), nas::Error);
 }
 
 }  // namespace
