@@ -7,6 +7,26 @@
 # and refuses undefined symbols at link time rather than at load time.
 set(NAS_PLUGIN_VERSION_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/nas_plugin.map")
 
+# nas_use_torch_pch(<target>): reuse the precompiled <torch/torch.h> in the target's sources that include
+# it. Sources that do not include it skip the PCH: loading it costs more than such a source's whole compile.
+function(nas_use_torch_pch target)
+  if(NOT TARGET nas_torch_pch)
+    return()
+  endif()
+  target_precompile_headers(${target} REUSE_FROM nas_torch_pch)
+  get_target_property(sources ${target} SOURCES)
+  get_target_property(source_dir ${target} SOURCE_DIR)
+  foreach(source IN LISTS sources)
+    cmake_path(ABSOLUTE_PATH source BASE_DIRECTORY "${source_dir}" OUTPUT_VARIABLE file)
+    if(file MATCHES "\\.cpp$")
+      file(STRINGS "${file}" includes_torch REGEX "#include <torch/torch\\.h>")
+      if(NOT includes_torch)
+        set_source_files_properties(${source} TARGET_DIRECTORY ${target} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+      endif()
+    endif()
+  endforeach()
+endfunction()
+
 function(nas_add_plugin target)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "OUTPUT_DIR" "SOURCES;LINK")
   if(NOT arg_SOURCES)
@@ -22,9 +42,7 @@ function(nas_add_plugin target)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     LINK_DEPENDS "${NAS_PLUGIN_VERSION_SCRIPT}")
-  if(TARGET nas_torch_pch)
-    target_precompile_headers(${target} REUSE_FROM nas_torch_pch)
-  endif()
+  nas_use_torch_pch(${target})
   if(arg_OUTPUT_DIR)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${arg_OUTPUT_DIR}")
   elseif(DEFINED NAS_PLUGIN_OUTPUT_DIR)
