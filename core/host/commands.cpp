@@ -2,11 +2,14 @@
 #include "commands.hpp"
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <ATen/ops/zeros.h>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -14,9 +17,11 @@
 
 #include "nas/abi.h"
 #include "nas/config.hpp"
+#include "nas/cost.hpp"
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/pipeline.hpp"
+#include "nas/space.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -31,6 +36,7 @@ constexpr const char* kUsage =
     "  run CONFIG [KEY.PATH=VALUE ...]   run the pipeline a YAML file describes\n"
     "  plugins list                      list the plugins found, and those that failed to load\n"
     "  plugins describe KEY              show a plugin's parameters, e.g. 'dataset/synthetic'\n"
+    "  inspect GENOTYPE                  parameters, multiply-adds and stage shapes of a genotype's network\n"
     "\n"
     "options:\n"
     "  --version                         print the version and the plugin ABI\n"
@@ -192,6 +198,99 @@ int plugins_describe(const std::vector<std::string>& args) {
   return 0;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("cannot read '{}'", path));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string with_thousands(std::int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+int inspect_command(const std::vector<std::string>& args) {
+  std::string genotype_file, space_name = "nasnet", dot_file;
+  ModelSpec spec;
+  std::int64_t input_size = 32;
+  bool json = false;
+  PluginOptions plugins;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")
+      ("genotype", po::value(&genotype_file), "the genotype file")
+      ("space", po::value(&space_name)->default_value("nasnet"), "the search space plugin that reads it")
+      ("layout", po::value(&spec.layout)->default_value("cifar"), "cifar or imagenet")
+      ("N", po::value(&spec.cells_per_stage)->default_value(2), "normal cells per stage")
+      ("F", po::value(&spec.penultimate_filters)->default_value(768), "filters of the penultimate layer")
+      ("input", po::value(&input_size)->default_value(32), "input height and width")
+      ("channels", po::value(&spec.input_channels)->default_value(3), "input channels (1 for grayscale)")
+      ("classes", po::value(&spec.num_classes)->default_value(10), "number of classes")
+      ("stem-multiplier", po::value(&spec.stem_multiplier)->default_value(3.0), "stem width multiplier")
+      ("skip-reduction-input", po::bool_switch(&spec.skip_reduction_input),
+       "after a reduction, feed the normal cell the input before it (TF NASNet-A large)")
+      ("aux-head", po::bool_switch(&spec.aux_head), "build the auxiliary head (its parameters are not counted)")
+      ("json", po::bool_switch(&json), "print JSON")
+      ("dot", po::value(&dot_file), "write both cells as a Graphviz graph to FILE (and FILE.svg if 'dot' is installed)");
+  plugins.add_to(desc);
+  po::positional_options_description positional;
+  positional.add("genotype", 1);
+  po::variables_map vm = parse(args, desc, positional, "inspect");
+  if (vm.count("help")) {
+    fmt::print("{}", help_text("usage: nas-host inspect GENOTYPE [--layout cifar|imagenet] [--N n] [--F f] [--input SIZE]\n"
+                               "                        [--classes K] [--json] [--dot FILE]\n\n"
+                               "Builds the network of a genotype file and reports its parameter count (auxiliary\n"
+                               "head excluded), the multiply-adds of one forward pass of one image, counted per\n"
+                               "layer, and the output shape of every stage.\n", desc));
+    return 0;
+  }
+  if (genotype_file.empty()) throw UsageError("inspect: missing GENOTYPE; see 'nas-host inspect --help'");
+  std::string text = read_file(genotype_file);
+
+  Logger log;
+  Registry registry = plugins.load(log);
+  const Entry& entry = registry.require("space", space_name);
+  Context context{log, 0, {}, c10::kCPU, &registry};
+  auto space = registry.create<Space>(space_name, default_params(entry.schema, entry.key), context, {});
+  std::string canonical = space->canonical(text, genotype_file);
+  std::string hash = architecture_hash(*space, text);
+  std::shared_ptr<Network> network = space->build(text, spec);
+  network->eval();
+  ModelCost cost = measure_cost(*network, {spec.input_channels, input_size, input_size});
+  auto shapes = network->stage_shapes(at::zeros({1, spec.input_channels, input_size, input_size}));
+
+  if (!dot_file.empty()) {
+    std::ofstream(dot_file) << space->to_dot(text);
+    if (std::system("command -v dot >/dev/null 2>&1") == 0) {
+      std::string svg = fs::path(dot_file).replace_extension(".svg").string();
+      if (std::system(fmt::format("dot -Tsvg '{}' -o '{}'", dot_file, svg).c_str()) != 0)
+        throw Error(fmt::format("dot failed to render '{}'", dot_file));
+    }
+  }
+  if (json) {
+    nlohmann::ordered_json out{{"genotype", genotype_file}, {"hash", hash},
+                               {"layout", spec.layout}, {"N", spec.cells_per_stage}, {"F", spec.penultimate_filters},
+                               {"input", {spec.input_channels, input_size, input_size}}, {"classes", spec.num_classes},
+                               {"params", cost.params}, {"mult_adds", cost.mult_adds},
+                               {"layers_counted", cost.layers.size()}, {"stages", nlohmann::ordered_json::array()}};
+    for (const auto& [name, shape] : shapes) out["stages"].push_back({{"name", name}, {"shape", shape}});
+    fmt::print("{}\n", out.dump(2));
+    return 0;
+  }
+  fmt::print("genotype:      {} (hash {})\n", genotype_file, hash);
+  fmt::print("model:         {}@{}, {} layout, {}x{}x{} input, {} classes\n", spec.cells_per_stage,
+             spec.penultimate_filters, spec.layout, spec.input_channels, input_size, input_size, spec.num_classes);
+  fmt::print("parameters:    {} ({:.1f}M, auxiliary head excluded)\n", with_thousands(cost.params), cost.params / 1e6);
+  fmt::print("multiply-adds: {} ({:.2f}B, {} layers counted)\n", with_thousands(cost.mult_adds), cost.mult_adds / 1e9,
+             cost.layers.size());
+  fmt::print("stages:\n");
+  for (const auto& [name, shape] : shapes) fmt::print("  {:<22} [{}]\n", name, fmt::join(shape, ", "));
+  return 0;
+}
+
 }  // namespace
 
 int dispatch(int argc, char** argv) {
@@ -207,6 +306,7 @@ int dispatch(int argc, char** argv) {
   std::string command = args[0];
   args.erase(args.begin());
   if (command == "run") return run_command(args);
+  if (command == "inspect") return inspect_command(args);
   if (command == "plugins") {
     if (args.empty() || args[0] == "-h" || args[0] == "--help") {
       fmt::print("usage: nas-host plugins list [--json] | nas-host plugins describe KIND/NAME\n"

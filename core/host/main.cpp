@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <exception>
 
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 
 #include "commands.hpp"
@@ -13,6 +14,9 @@ int main(int argc, char** argv) {
   } catch (const nas::UsageError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what_without_backtrace());  // LibTorch's backtrace helps no user
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -74,7 +74,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   c10::Device device = torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   log.info("run '{}' in {} ({} threads, device {})", config.experiment.name, run_dir.string(), threads, device.str());
 
-  Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device};
+  Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry};
   for (const StageConfig& stage : config.stages) {
     auto start = std::chrono::steady_clock::now();
     log.info("stage '{}' started", stage.def->name);

@@ -118,6 +118,16 @@ const Value& Params::at(std::string_view name) const {
   return it->second;
 }
 
+Params default_params(const Schema& schema, std::string_view owner) {
+  std::map<std::string, Value, std::less<>> values;
+  for (const ParamSpec& spec : schema) {
+    if (!spec.default_value)
+      throw UsageError(fmt::format("{}: parameter '{}' has no default and must be given", owner, spec.name));
+    values.emplace(spec.name, *spec.default_value);
+  }
+  return Params(std::move(values));
+}
+
 void Params::wrong_type(std::string_view name) const {
   throw Error(fmt::format("parameter '{}' was read with a type other than its schema's", name));
 }

@@ -9,12 +9,14 @@
 namespace nas {
 
 class Logger;
+class Registry;
 
 struct Context {
   Logger& log;
   std::uint64_t seed = 0;             ///< the experiment seed; derive, never share, generators from it
   std::filesystem::path run_dir;      ///< where outputs go (empty for dry runs and tests)
   c10::Device device = c10::kCPU;     ///< a GPU where there is one, else the CPU
+  const Registry* registry = nullptr; ///< to build other plugins (a space builds its ops by name)
 };
 
 }  // namespace nas

@@ -12,11 +12,12 @@ struct KindInfo {
   std::string_view summary;  ///< one line for `nas-host plugins list`
 };
 
-inline constexpr std::array<KindInfo, 4> kinds{{
+inline constexpr std::array<KindInfo, 5> kinds{{
     {"op", "ops", "a cell operation: an nn::Module built from (in channels, out channels, stride)"},
     {"controller", "controllers", "proposes architectures as decision vectors and learns from their rewards"},
     {"dataset", "datasets", "labelled images, read by index"},
     {"regularizer", "regularizers", "changes training batches or the model during training"},
+    {"space", "spaces", "a search space: decisions, genotypes, and the networks they build"},
 }};
 
 /// Maps an interface type to its kind. Each interface header specializes it with:

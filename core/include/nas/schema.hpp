@@ -80,4 +80,7 @@ class NAS_API Params {
   std::map<std::string, Value, std::less<>> values_;
 };
 
+/// Params holding every default of `schema`; throws UsageError naming `owner` if one is required.
+NAS_API Params default_params(const Schema& schema, std::string_view owner);
+
 }  // namespace nas

@@ -1,0 +1,94 @@
+// Kind "space": a search space. Controllers see it as a sequence of categorical decisions; files,
+// stores and builders use its genotype text (YAML). The space maps one to the other, checks and
+// canonicalizes genotypes, and builds trainable networks from them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <torch/nn/module.h>
+
+#include "nas/api.hpp"
+#include "nas/controller.hpp"
+#include "nas/kinds.hpp"
+
+namespace nas {
+
+/// What to build from a genotype: the N@F model family member and its surroundings.
+struct ModelSpec {
+  std::string layout = "cifar";            ///< "cifar" or "imagenet" (stem conv + two reduction stem cells)
+  std::int64_t cells_per_stage = 2;        ///< N
+  std::int64_t penultimate_filters = 768;  ///< F: channels entering the classifier
+  std::int64_t num_classes = 10;
+  std::int64_t input_channels = 3;         ///< 1 for grayscale
+  double stem_multiplier = 3.0;
+  double dropout = 0.0;                    ///< before the classifier
+  bool aux_head = false;
+  /// TF's skip_reduction_layer_input: the normal cell after a reduction takes as h_{i-1} the cell
+  /// before the reduction's input rather than the reduction's input (NASNet-A large uses it).
+  bool skip_reduction_input = false;
+};
+
+struct NetworkOutput {
+  at::Tensor logits;
+  at::Tensor aux_logits;  ///< undefined unless the network has an auxiliary head and is training
+};
+
+/// A built network. Its parameters() include the auxiliary head's, if it has one.
+class NAS_API Network : public torch::nn::Module {
+ public:
+  ~Network() override;
+  virtual NetworkOutput forward(const at::Tensor& images) = 0;
+  /// Number of cells, stem cells included, counted from the input side (drop path's depth).
+  virtual std::int64_t num_cells() const = 0;
+  /// The drop-path hook: keep probability of every op output (identity excluded) in each cell, for
+  /// the following training steps. Size num_cells(); all 1 turns drop path off. Off in eval().
+  virtual void set_drop_path_keep(const std::vector<double>& keep_per_cell) = 0;
+  /// The output shape of every stage (stem, stem cells, each stage's last cell, logits) for `images`.
+  virtual std::vector<std::pair<std::string, std::vector<std::int64_t>>> stage_shapes(const at::Tensor& images) = 0;
+  /// Parameters of the auxiliary head only (0 without one), so counts can leave it out.
+  virtual std::int64_t aux_head_parameters() const = 0;
+};
+
+class NAS_API Space {
+ public:
+  virtual ~Space();
+  /// The decisions, in order; the number of choices may depend on the position.
+  virtual std::vector<Decision> decisions() const = 0;
+  /// The genotype (YAML text) of a decision vector; throws UsageError if a decision is out of range.
+  virtual std::string decode(const std::vector<std::int64_t>& decisions) const = 0;
+  /// Parses and checks a genotype and returns its canonical text: two genotypes that build the same
+  /// network give the same text. Throws UsageError naming `source` and the entry.
+  virtual std::string canonical(const std::string& genotype, const std::string& source) const = 0;
+  virtual std::shared_ptr<Network> build(const std::string& genotype, const ModelSpec& spec) const = 0;
+  /// Genotype text in another format (e.g. "darts") and back.
+  virtual std::vector<std::string> formats() const = 0;
+  virtual std::string export_as(const std::string& genotype, std::string_view format) const = 0;
+  virtual std::string import_from(const std::string& text, std::string_view format, const std::string& source) const = 0;
+  /// A Graphviz drawing of the genotype's cells.
+  virtual std::string to_dot(const std::string& genotype) const = 0;
+};
+
+struct SpaceArgs {};
+
+template <>
+struct KindOf<Space> {
+  static constexpr std::string_view name = "space";
+  using Args = SpaceArgs;
+  using Ptr = std::unique_ptr<Space>;
+};
+
+/// A stable 64-bit hash (hex) of the canonical genotype: equal for genotypes that build the same network.
+NAS_API std::string architecture_hash(const Space& space, const std::string& genotype);
+/// Every decision uniform over its choices.
+NAS_API std::vector<std::int64_t> sample_decisions(const std::vector<Decision>& decisions, std::mt19937_64& rng);
+/// One decision, chosen uniformly among those with more than one choice, set to another value.
+NAS_API std::vector<std::int64_t> mutate_decisions(const std::vector<Decision>& decisions,
+                                                   std::vector<std::int64_t> values, std::mt19937_64& rng);
+
+}  // namespace nas
