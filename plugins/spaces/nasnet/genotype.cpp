@@ -32,7 +32,8 @@ bool contains(const std::vector<std::string>& list, const std::string& item) {
 
 // Checks what the parsers cannot: indices in range, names in the vocabulary, block count.
 void check_cell(const Cell& cell, const std::string& name, const Vocabulary& v, const std::string& source,
-                const std::vector<YAML::Node>& block_nodes = {}) {
+                const std::vector<YAML::Node>& block_nodes = {},
+                const YAML::Node& concat_node = YAML::Node(YAML::NodeType::Undefined)) {
   if (static_cast<std::int64_t>(cell.blocks.size()) != v.blocks)
     fail(fmt::format("{}: {}", source, name), fmt::format("{} blocks, the space has {}", cell.blocks.size(), v.blocks));
   for (std::size_t b = 0; b < cell.blocks.size(); ++b) {
@@ -49,12 +50,12 @@ void check_cell(const Cell& cell, const std::string& name, const Vocabulary& v, 
       fail(where, fmt::format("unknown combine '{}'; expected one of: {}", block.combine, fmt::join(v.combines, ", ")));
   }
   std::int64_t states = 2 + v.blocks;
-  if (cell.concat.empty()) fail(fmt::format("{}: {}.concat", source, name), "is empty; a cell needs an output");
+  std::string where = place(source, concat_node, fmt::format("{}.concat", name));
+  if (cell.concat.empty()) fail(where, "is empty; a cell needs an output");
   for (std::int64_t s : cell.concat)
-    if (s < 0 || s >= states)
-      fail(fmt::format("{}: {}.concat", source, name), fmt::format("state {} out of range 0..{}", s, states - 1));
+    if (s < 0 || s >= states) fail(where, fmt::format("state {} out of range 0..{}", s, states - 1));
   if (std::set<std::int64_t>(cell.concat.begin(), cell.concat.end()).size() != cell.concat.size())
-    fail(fmt::format("{}: {}.concat", source, name), "lists a state twice");
+    fail(where, "lists a state twice");
 }
 
 std::int64_t to_int(const YAML::Node& node, const std::string& where, const char* what) {
@@ -87,7 +88,8 @@ Cell parse_cell(const YAML::Node& root, const char* name, const std::string& sou
                                 item[4].as<std::string>()});
     block_nodes.push_back(item);
   }
-  if (const YAML::Node concat = cell_node["concat"]; concat.IsDefined()) {
+  const YAML::Node concat = cell_node["concat"];
+  if (concat.IsDefined()) {
     std::string where = place(source, concat, fmt::format("{}.concat", name));
     if (!concat.IsSequence()) fail(where, "expected a list of state indices");
     for (const YAML::Node& s : concat) cell.concat.push_back(to_int(s, where, "a state index"));
@@ -95,7 +97,7 @@ Cell parse_cell(const YAML::Node& root, const char* name, const std::string& sou
   } else {
     cell.concat = loose_ends(cell.blocks);
   }
-  check_cell(cell, name, v, source, block_nodes);
+  check_cell(cell, name, v, source, block_nodes, concat);
   return cell;
 }
 

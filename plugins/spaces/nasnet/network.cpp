@@ -1,6 +1,8 @@
 // NASNet cells and networks (see shared/design/nasnet-facts.md for the conventions followed here).
 #include "network.hpp"
 
+#include <set>
+
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -58,15 +60,19 @@ class CellModule : public nn::Module {
   CellModule(const Cell& g, bool reduction, std::int64_t filters, std::int64_t in_channels, Previous previous,
              std::int64_t prev_channels, const nas::Context& context)
       : genotype_(g), reduction_(reduction), filters_(filters) {
-    // State 0: h_i to the cell's width. State 1: h_{i-1} brought to h_i's shape (raw h_i when there is none).
-    prep0_ = register_module("prep0", conv_bn(in_channels, filters, true));
+    // State 0: h_i to the cell's width. State 1: h_{i-1} brought to h_i's shape (raw h_i when there is
+    // none). A state no block reads and the output leaves out gets no layers: no dead parameters.
+    std::set<std::int64_t> read(g.concat.begin(), g.concat.end());
+    for (const Block& block : g.blocks) read.insert({block.a.input, block.b.input});
     std::vector<std::int64_t> width{filters, filters};
-    if (previous == Previous::larger) {
-      prep1_ = register_module("prep1", nn::Sequential(nn::ReLU(), FactorizedReduce(prev_channels, filters)));
-    } else if (previous == Previous::same_size && prev_channels != filters) {
-      prep1_ = register_module("prep1", conv_bn(prev_channels, filters, true));
-    } else {
-      width[1] = previous == Previous::none ? in_channels : prev_channels;
+    if (read.count(0)) prep0_ = register_module("prep0", conv_bn(in_channels, filters, true));
+    if (read.count(1)) {
+      if (previous == Previous::larger)
+        prep1_ = register_module("prep1", nn::Sequential(nn::ReLU(), FactorizedReduce(prev_channels, filters)));
+      else if (previous == Previous::same_size && prev_channels != filters)
+        prep1_ = register_module("prep1", conv_bn(prev_channels, filters, true));
+      else
+        width[1] = previous == Previous::none ? in_channels : prev_channels;
     }
     const nas::Registry& registry = *context.registry;
     for (std::size_t b = 0; b < g.blocks.size(); ++b) {
@@ -94,9 +100,9 @@ class CellModule : public nn::Module {
   void set_keep(double keep) { keep_ = keep; }
 
   at::Tensor forward(const at::Tensor& h, const at::Tensor& prev) {
-    std::vector<at::Tensor> states{prep0_->forward(h)};
     at::Tensor second = prev.defined() ? prev : h;
-    states.push_back(prep1_ ? prep1_->forward(second) : second);
+    std::vector<at::Tensor> states{prep0_ ? prep0_->forward(h) : at::Tensor(),
+                                   prep1_ ? prep1_->forward(second) : second};
     std::size_t k = 0;
     for (const Block& block : genotype_.blocks) {
       at::Tensor a = apply(k, states[block.a.input]);
