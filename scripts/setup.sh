@@ -11,6 +11,7 @@ packages=(
   libyaml-cpp-dev                            # the pipeline config
   nlohmann-json3-dev                         # JSON output: plugins list --json, run outputs
   libgtest-dev libgmock-dev                  # tests
+  graphviz                                   # nas-host inspect --dot renders cells to SVG
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -37,6 +37,7 @@ constexpr const char* kUsage =
     "  plugins list                      list the plugins found, and those that failed to load\n"
     "  plugins describe KEY              show a plugin's parameters, e.g. 'dataset/synthetic'\n"
     "  inspect GENOTYPE                  parameters, multiply-adds and stage shapes of a genotype's network\n"
+    "  genotype FILE [--to|--from FMT]   a genotype's canonical form and hash, or converted (e.g. darts)\n"
     "\n"
     "options:\n"
     "  --version                         print the version and the plugin ABI\n"
@@ -213,6 +214,48 @@ std::string with_thousands(std::int64_t n) {
   return out;
 }
 
+// The search space plugin `name`, with its default parameters, able to build networks.
+std::unique_ptr<Space> make_space(const Registry& registry, const std::string& name, Logger& log) {
+  const Entry& entry = registry.require("space", name);
+  Context context{log, 0, {}, c10::kCPU, &registry};
+  return registry.create<Space>(name, default_params(entry.schema, entry.key), context, {});
+}
+
+int genotype_command(const std::vector<std::string>& args) {
+  std::string file, space_name, to, from;
+  PluginOptions plugins;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")("file", po::value(&file), "the genotype file")
+      ("space", po::value(&space_name)->default_value("nasnet"), "the search space plugin that reads it")
+      ("to", po::value(&to), "print the genotype in format FMT (e.g. darts)")
+      ("from", po::value(&from), "read FILE in format FMT (e.g. darts) and print it as a genotype file");
+  plugins.add_to(desc);
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  po::variables_map vm = parse(args, desc, positional, "genotype");
+  if (vm.count("help")) {
+    fmt::print("{}", help_text("usage: nas-host genotype FILE [--to FMT | --from FMT] [--space NAME]\n\n"
+                               "Checks a genotype file and prints its canonical form and hash; with --to, prints it\n"
+                               "in another format; with --from, converts FILE from that format to a genotype file.\n", desc));
+    return 0;
+  }
+  if (file.empty()) throw UsageError("genotype: missing FILE; see 'nas-host genotype --help'");
+  if (!to.empty() && !from.empty()) throw UsageError("genotype: give --to or --from, not both");
+  Logger log;
+  Registry registry = plugins.load(log);
+  auto space = make_space(registry, space_name, log);
+  std::string text = read_file(file);
+  if (!from.empty()) {
+    fmt::print("{}", space->import_from(text, from, file));
+  } else if (!to.empty()) {
+    space->canonical(text, file);  // checks the file, naming it
+    fmt::print("{}\n", space->export_as(text, to));
+  } else {
+    fmt::print("# hash {}\n{}", architecture_hash(*space, text), space->canonical(text, file));
+  }
+  return 0;
+}
+
 int inspect_command(const std::vector<std::string>& args) {
   std::string genotype_file, space_name = "nasnet", dot_file;
   ModelSpec spec;
@@ -252,10 +295,8 @@ int inspect_command(const std::vector<std::string>& args) {
 
   Logger log;
   Registry registry = plugins.load(log);
-  const Entry& entry = registry.require("space", space_name);
-  Context context{log, 0, {}, c10::kCPU, &registry};
-  auto space = registry.create<Space>(space_name, default_params(entry.schema, entry.key), context, {});
-  std::string canonical = space->canonical(text, genotype_file);
+  auto space = make_space(registry, space_name, log);
+  space->canonical(text, genotype_file);  // checks the file, naming it
   std::string hash = architecture_hash(*space, text);
   std::shared_ptr<Network> network = space->build(text, spec);
   network->eval();
@@ -307,6 +348,7 @@ int dispatch(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "run") return run_command(args);
   if (command == "inspect") return inspect_command(args);
+  if (command == "genotype") return genotype_command(args);
   if (command == "plugins") {
     if (args.empty() || args[0] == "-h" || args[0] == "--help") {
       fmt::print("usage: nas-host plugins list [--json] | nas-host plugins describe KIND/NAME\n"

@@ -150,4 +150,40 @@ TEST_F(CliTest, RuntimeFailureExitsOne) {
   EXPECT_THAT(r.output, HasSubstr("cannot create"));
 }
 
+TEST_F(CliTest, InspectReportsCountsShapesAndDrawsTheCells) {
+  std::string genotype = std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml";
+  Result r = host(fmt::format("inspect '{}' --layout cifar --N 6 --F 768 --input 32 --classes 10 --json --dot cells.dot",
+                              genotype));
+  ASSERT_EQ(r.code, 0) << r.output;
+  nlohmann::json report = nlohmann::json::parse(r.output);
+  EXPECT_NEAR(report["params"].get<double>(), 3.3e6, 0.05e6);  // the paper's NASNet-A 6@768: 3.3M
+  EXPECT_GT(report["mult_adds"].get<double>(), 0);
+  EXPECT_EQ(report["stages"].back()["shape"], nlohmann::json({1, 10}));
+  EXPECT_EQ(report["stages"][3]["shape"], nlohmann::json({1, 768, 8, 8}));
+  std::ifstream dot(dir_ / "cells.dot");
+  std::string text((std::istreambuf_iterator<char>(dot)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("digraph"));
+  EXPECT_THAT(text, HasSubstr("sep_conv_7x7"));
+  if (std::system("command -v dot >/dev/null 2>&1") == 0) EXPECT_TRUE(fs::exists(dir_ / "cells.svg"));
+
+  Result bad = host(fmt::format("inspect '{}/tests/genotypes/bad/yaml_error.yaml'", NAS_SOURCE_DIR));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("yaml_error.yaml:4:10: YAML syntax error"));
+}
+
+TEST_F(CliTest, GenotypeConvertsToDartsAndBack) {
+  std::string genotype = std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml";
+  Result darts = host(fmt::format("genotype '{}' --to darts", genotype));
+  ASSERT_EQ(darts.code, 0) << darts.output;
+  EXPECT_THAT(darts.output, HasSubstr("Genotype(normal=[('sep_conv_5x5', 1), ('sep_conv_3x3', 0)"));
+  std::ofstream(dir_ / "a.darts") << darts.output;
+  Result back = host("genotype a.darts --from darts");
+  ASSERT_EQ(back.code, 0) << back.output;
+  std::ofstream(dir_ / "back.yaml") << back.output;
+  Result original = host(fmt::format("genotype '{}'", genotype)), round_trip = host("genotype back.yaml");
+  EXPECT_EQ(original.code, 0);
+  EXPECT_EQ(round_trip.output, original.output);  // same hash, same canonical form
+  EXPECT_THAT(original.output, HasSubstr("# hash "));
+}
+
 }  // namespace
