@@ -214,22 +214,37 @@ std::string with_thousands(std::int64_t n) {
   return out;
 }
 
-// The search space plugin `name`, with its default parameters, able to build networks.
-std::unique_ptr<Space> make_space(const Registry& registry, const std::string& name, Logger& log) {
+// The search space plugin `name` with parameters from --space-param, able to build networks.
+std::unique_ptr<Space> make_space(const Registry& registry, const std::string& name,
+                                  const std::vector<std::string>& params, Logger& log) {
   const Entry& entry = registry.require("space", name);
   Context context{log, 0, {}, c10::kCPU, &registry};
-  return registry.create<Space>(name, default_params(entry.schema, entry.key), context, {});
+  return registry.create<Space>(name, parse_assignments(entry.schema, params), context, {});
 }
 
+// --space and --space-param, for every command that reads genotypes.
+struct SpaceOptions {
+  std::string name = "nasnet";
+  std::vector<std::string> params;
+
+  void add_to(po::options_description& desc) {
+    desc.add_options()
+        ("space", po::value(&name)->default_value("nasnet"), "the search space plugin that reads the genotype")
+        ("space-param", po::value(&params)->composing(), "KEY=VALUE: a parameter of the space (repeatable), e.g. blocks=4");
+  }
+  std::unique_ptr<Space> make(const Registry& registry, Logger& log) const { return make_space(registry, name, params, log); }
+};
+
 int genotype_command(const std::vector<std::string>& args) {
-  std::string file, space_name, to, from;
+  std::string file, to, from;
   PluginOptions plugins;
+  SpaceOptions space_options;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("file", po::value(&file), "the genotype file")
-      ("space", po::value(&space_name)->default_value("nasnet"), "the search space plugin that reads it")
       ("to", po::value(&to), "print the genotype in format FMT (e.g. darts)")
       ("from", po::value(&from), "read FILE in format FMT (e.g. darts) and print it as a genotype file");
   plugins.add_to(desc);
+  space_options.add_to(desc);
   po::positional_options_description positional;
   positional.add("file", 1);
   po::variables_map vm = parse(args, desc, positional, "genotype");
@@ -243,7 +258,7 @@ int genotype_command(const std::vector<std::string>& args) {
   if (!to.empty() && !from.empty()) throw UsageError("genotype: give --to or --from, not both");
   Logger log;
   Registry registry = plugins.load(log);
-  auto space = make_space(registry, space_name, log);
+  auto space = space_options.make(registry, log);
   std::string text = read_file(file);
   if (!from.empty()) {
     fmt::print("{}", space->import_from(text, from, file));
@@ -257,7 +272,7 @@ int genotype_command(const std::vector<std::string>& args) {
 }
 
 int inspect_command(const std::vector<std::string>& args) {
-  std::string genotype_file, space_name = "nasnet", dot_file;
+  std::string genotype_file, dot_file;
   ModelSpec spec;
   std::int64_t input_size = 32;
   bool json = false;
@@ -265,7 +280,6 @@ int inspect_command(const std::vector<std::string>& args) {
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")
       ("genotype", po::value(&genotype_file), "the genotype file")
-      ("space", po::value(&space_name)->default_value("nasnet"), "the search space plugin that reads it")
       ("layout", po::value(&spec.layout)->default_value("cifar"), "cifar or imagenet")
       ("N", po::value(&spec.cells_per_stage)->default_value(2), "normal cells per stage")
       ("F", po::value(&spec.penultimate_filters)->default_value(768), "filters of the penultimate layer")
@@ -279,6 +293,8 @@ int inspect_command(const std::vector<std::string>& args) {
       ("json", po::bool_switch(&json), "print JSON")
       ("dot", po::value(&dot_file), "write both cells as a Graphviz graph to FILE (and FILE.svg if 'dot' is installed)");
   plugins.add_to(desc);
+  SpaceOptions space_options;
+  space_options.add_to(desc);
   po::positional_options_description positional;
   positional.add("genotype", 1);
   po::variables_map vm = parse(args, desc, positional, "inspect");
@@ -295,7 +311,7 @@ int inspect_command(const std::vector<std::string>& args) {
 
   Logger log;
   Registry registry = plugins.load(log);
-  auto space = make_space(registry, space_name, log);
+  auto space = space_options.make(registry, log);
   space->canonical(text, genotype_file);  // checks the file, naming it
   std::string hash = architecture_hash(*space, text);
   std::shared_ptr<Network> network = space->build(text, spec);

@@ -350,6 +350,17 @@ std::vector<fs::path> ConfigDocument::plugin_paths() const {
   return paths;
 }
 
+Params parse_assignments(const Schema& schema, const std::vector<std::string>& assignments) {
+  ConfigDocument::Impl impl;
+  impl.file = "<command line>";
+  impl.root = YAML::Node(YAML::NodeType::Map);
+  for (const std::string& text : assignments) apply_override(impl, text);
+  Validator validator(impl);
+  Params params = validator.params(impl.root, "", schema);
+  validator.throw_if_any();
+  return params;
+}
+
 PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, const std::vector<StageDef>& stages) {
   const ConfigDocument::Impl& impl = doc.impl();
   const YAML::Node root = impl.root;

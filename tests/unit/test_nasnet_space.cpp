@@ -26,7 +26,7 @@ class NasnetSpaceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     registry_ = new nas::Registry();
-    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR});
+    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR, fs::path(NAS_TEST_PLUGIN_ROOT) / "example_op"});
   }
   void SetUp() override { torch::manual_seed(0); }
 
@@ -247,6 +247,18 @@ TEST_F(NasnetSpaceTest, NasnetAInTheDartsFormat) {
   EXPECT_THAT(yaml, HasSubstr("- [1, sep_conv_3x3, 0, sep_conv_3x3, add]"));
   EXPECT_THAT(yaml, HasSubstr("concat: [2, 3, 4, 5]"));
   EXPECT_THROW(s->export_as(s->decode(std::vector<std::int64_t>(50, 1)), "darts"), nas::UsageError);  // concat blocks
+}
+
+TEST_F(NasnetSpaceTest, AThirdPartyOpIsUsedByName) {
+  auto s = space({{"blocks", std::int64_t{2}}, {"ops", std::vector<std::string>{"sep_conv_3x3", "scaled_identity"}}});
+  std::string genotype = s->decode(std::vector<std::int64_t>(20, 1));  // every op: scaled_identity
+  EXPECT_THAT(genotype, HasSubstr("scaled_identity"));
+  auto network = s->build(genotype, tiny());
+  bool found = false;
+  for (const auto& p : network->named_parameters()) found |= p.key().find("scale") != std::string::npos;
+  EXPECT_TRUE(found) << "the plugin's op, with its own parameter, is in the network";
+  network->forward(torch::randn({2, 3, 8, 8})).logits.sum().backward();
+  EXPECT_THROW(space({{"ops", std::vector<std::string>{"no_such_op"}}}), nas::UsageError);
 }
 
 struct BadGenotype {

@@ -80,6 +80,10 @@ struct PipelineConfig {
 NAS_API PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry,
                                const std::vector<StageDef>& stages = builtin_stages());
 
+/// Parameters from command-line KEY=VALUE strings (VALUE in YAML syntax), validated against `schema`
+/// like a config section, defaults filling the rest; throws ConfigError naming each bad assignment.
+NAS_API Params parse_assignments(const Schema& schema, const std::vector<std::string>& assignments);
+
 /// The core schema of the `experiment` section.
 NAS_API const Schema& experiment_schema();
 

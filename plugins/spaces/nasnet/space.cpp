@@ -114,8 +114,11 @@ void register_all(nas::Registrar& r) {
                      p.get<std::vector<std::string>>("combines")};
         if (v.ops.empty()) throw nas::UsageError("space/nasnet: 'ops' is empty");
         for (const std::string& op : v.ops)
-          if (context.registry && !context.registry->find("op/" + op))
-            context.registry->require("op", op);  // throws, listing the known ops
+          if (context.registry && !context.registry->find("op/" + op)) try {
+              context.registry->require("op", op);
+            } catch (const nas::UsageError& e) {
+              throw nas::UsageError(fmt::format("space/nasnet: ops: {}", e.what()));  // lists the known ops
+            }
         if (v.combines.empty()) throw nas::UsageError("space/nasnet: 'combines' is empty");
         for (const std::string& c : v.combines)
           if (c != "add" && c != "concat")
