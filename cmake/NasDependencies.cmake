@@ -1,13 +1,14 @@
 # Finds LibTorch (from the pinned PyPI wheel) and the Debian-packaged dependencies.
 
-# LibTorch comes from the machine's Python, where scripts/setup.sh installs the pinned wheel.
-find_package(Python3 REQUIRED COMPONENTS Interpreter)
+# LibTorch comes from the machine's python3 (the first on PATH, as in scripts/setup.sh, which installs
+# the pinned wheel there); FindPython3 could pick another interpreter that lacks it.
+find_program(NAS_PYTHON python3 REQUIRED)
 if(NOT Torch_DIR)
   execute_process(
-    COMMAND "${Python3_EXECUTABLE}" -c "import torch, sys; sys.stdout.write(torch.utils.cmake_prefix_path)"
+    COMMAND "${NAS_PYTHON}" -c "import torch, sys; sys.stdout.write(torch.utils.cmake_prefix_path)"
     OUTPUT_VARIABLE nas_torch_prefix RESULT_VARIABLE nas_torch_rc ERROR_QUIET)
   if(NOT nas_torch_rc EQUAL 0)
-    message(FATAL_ERROR "torch is not installed for ${Python3_EXECUTABLE}; run scripts/setup.sh (as root) first")
+    message(FATAL_ERROR "torch is not installed for ${NAS_PYTHON}; run scripts/setup.sh (as root) first")
   endif()
   list(APPEND CMAKE_PREFIX_PATH "${nas_torch_prefix}")
 endif()
