@@ -33,6 +33,7 @@ function(nas_add_plugin target)
     message(FATAL_ERROR "nas_add_plugin(${target}): SOURCES is required")
   endif()
   add_library(${target} MODULE ${arg_SOURCES})
+  set_property(GLOBAL APPEND PROPERTY NAS_PLUGIN_TARGETS ${target})  # so tests can depend on them all
   target_link_libraries(${target} PRIVATE nas::core ${arg_LINK})
   target_link_options(${target} PRIVATE
     "LINKER:--version-script=${NAS_PLUGIN_VERSION_SCRIPT}"

@@ -16,5 +16,7 @@ Op::~Op() = default;
 Controller::~Controller() = default;
 Dataset::~Dataset() = default;
 Regularizer::~Regularizer() = default;
+void Regularizer::on_batch(at::Tensor&, const TrainingStep&) {}
+void Regularizer::on_step(Network&, const TrainingStep&) {}
 
 }  // namespace nas

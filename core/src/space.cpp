@@ -1,6 +1,7 @@
 // Search-space helpers every space shares: hashing, sampling and mutating decision vectors.
 #include "nas/space.hpp"
 
+#include <ATen/ATen.h>
 #include <fmt/format.h>
 
 #include "nas/error.hpp"
@@ -9,6 +10,13 @@ namespace nas {
 
 Network::~Network() = default;
 Space::~Space() = default;
+
+at::Tensor drop_path(const at::Tensor& x, double keep) {
+  std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  at::Tensor mask = at::empty(shape, x.options()).bernoulli_(keep);
+  return x * mask / keep;
+}
 
 std::string architecture_hash(const Space& space, const std::string& genotype) {
   // FNV-1a: stable across platforms and runs (std::hash is not), and enough for dedup in a store.

@@ -8,6 +8,7 @@
 #include "nas/op.hpp"
 #include "nas/log.hpp"
 #include "nas/regularizer.hpp"
+#include "nas/space.hpp"
 
 namespace {
 
@@ -99,7 +100,7 @@ TEST_F(PluginTest, CutoutZeroesAtMostOneSquarePerImage) {
   auto cutout = registry_->create<nas::Regularizer>("cutout", params("regularizer/cutout", {{"size", std::int64_t{4}}}),
                                                     context(0), {});
   torch::Tensor images = torch::ones({64, 3, 10, 10});
-  cutout->on_batch(images);
+  cutout->on_batch(images, {7, 100});
   int clipped = 0;
   for (std::int64_t n = 0; n < 64; ++n) {
     torch::Tensor zero = images[n] == 0;
@@ -111,6 +112,12 @@ TEST_F(PluginTest, CutoutZeroesAtMostOneSquarePerImage) {
   }
   EXPECT_GT(clipped, 0) << "squares near the border are clipped";
   EXPECT_LT(clipped, 64);
+  // The squares depend on the seed and the step only: a resumed run cuts the same ones.
+  torch::Tensor again = torch::ones({64, 3, 10, 10}), next = torch::ones({64, 3, 10, 10});
+  cutout->on_batch(again, {7, 100});
+  cutout->on_batch(next, {8, 100});
+  EXPECT_TRUE(torch::equal(again, images));
+  EXPECT_FALSE(torch::equal(next, images));
 }
 
 const char* const kNasnetOps[] = {"identity",     "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3",
@@ -164,6 +171,53 @@ TEST_F(PluginTest, NasnetOpsFollowTheTfConventions) {
   torch::Tensor ones = torch::ones({1, 8, 4, 4});
   EXPECT_TRUE(torch::allclose(make("avg_pool_3x3", 8, 8, 1)->forward(ones), ones));
   EXPECT_THROW(make("conv_3x3", 8, 8, 3), nas::Error);
+}
+
+}  // namespace
+
+namespace {
+
+// Records what a regularizer sets; the rest of the network is not needed here.
+class RecordingNetwork final : public nas::Network {
+ public:
+  explicit RecordingNetwork(std::int64_t cells) : cells_(cells) {}
+  nas::NetworkOutput forward(const at::Tensor&) override { return {}; }
+  std::int64_t num_cells() const override { return cells_; }
+  void set_drop_path_keep(const std::vector<double>& keep) override { keep_ = keep; }
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> stage_shapes(const at::Tensor&) override { return {}; }
+  std::int64_t aux_head_parameters() const override { return 0; }
+  std::vector<double> keep_;
+
+ private:
+  std::int64_t cells_;
+};
+
+TEST_F(PluginTest, ScheduledDropPathFollowsTheFormulaInDepthAndTime) {
+  auto regularizer = registry_->create<nas::Regularizer>(
+      "scheduled_drop_path", params("regularizer/scheduled_drop_path", {{"keep_prob", 0.6}}), context(0), {});
+  RecordingNetwork network(8);
+  for (std::int64_t step : {0, 250, 500, 1000, 2000}) {
+    regularizer->on_step(network, {step, 1000});
+    ASSERT_EQ(network.keep_.size(), 8u);
+    double progress = std::min(1.0, step / 1000.0);
+    for (int i = 0; i < 8; ++i) {
+      double keep_cell = 1 - (i + 1) / 8.0 * (1 - 0.6);
+      EXPECT_DOUBLE_EQ(network.keep_[i], 1 - progress * (1 - keep_cell)) << "cell " << i << " step " << step;
+    }
+  }
+  EXPECT_DOUBLE_EQ(network.keep_.back(), 0.6) << "the last cell reaches keep_prob at the end";
+  EXPECT_DOUBLE_EQ(network.keep_.front(), 1 - 1 / 8.0 * 0.4);
+}
+
+TEST_F(PluginTest, DropPathKeepsTheExpectation) {
+  torch::manual_seed(0);
+  torch::Tensor x = torch::rand({20000, 3, 2, 2}) + 1;
+  torch::Tensor y = nas::drop_path(x, 0.7);
+  torch::Tensor dropped = (y.flatten(1).abs().sum(1) == 0).to(torch::kFloat);
+  EXPECT_NEAR(dropped.mean().item<double>(), 0.3, 0.015) << "whole examples are dropped with probability 1 - keep";
+  EXPECT_NEAR(y.mean().item<double>(), x.mean().item<double>(), 0.02) << "and the rest scaled by 1/keep";
+  torch::Tensor kept = y.flatten(1).abs().sum(1) > 0;
+  EXPECT_TRUE(torch::allclose(y.index({kept}), x.index({kept}) / 0.7));
 }
 
 }  // namespace

@@ -83,6 +83,10 @@ struct KindOf<Space> {
   using Ptr = std::unique_ptr<Space>;
 };
 
+/// Drop path: zeroes `x` for each example (dim 0) with probability 1 - keep and scales the rest by
+/// 1/keep, so the expectation is unchanged. For spaces' cells, in training only.
+NAS_API at::Tensor drop_path(const at::Tensor& x, double keep);
+
 /// A stable 64-bit hash (hex) of the canonical genotype: equal for genotypes that build the same network.
 NAS_API std::string architecture_hash(const Space& space, const std::string& genotype);
 /// Every decision uniform over its choices.

@@ -11,14 +11,15 @@ namespace {
 
 class Cutout final : public nas::Regularizer {
  public:
-  Cutout(std::int64_t size, std::uint64_t seed) : size_(size), rng_(seed ^ 0x6375746f7574ULL) {}
+  Cutout(std::int64_t size, std::uint64_t seed) : size_(size), seed_(seed ^ 0x6375746f7574ULL) {}
 
-  void on_batch(at::Tensor& images) override {
+  void on_batch(at::Tensor& images, const nas::TrainingStep& step) override {
     TORCH_CHECK(images.dim() == 4, "regularizer/cutout: expected images (N, C, H, W), got ", images.sizes());
+    std::mt19937_64 rng(seed_ + static_cast<std::uint64_t>(step.step) * 0x9e3779b97f4a7c15ULL);
     const std::int64_t height = images.size(2), width = images.size(3);
     std::uniform_int_distribution<std::int64_t> row(0, height - 1), column(0, width - 1);
     for (std::int64_t n = 0; n < images.size(0); ++n) {
-      const std::int64_t top = row(rng_) - size_ / 2, left = column(rng_) - size_ / 2;
+      const std::int64_t top = row(rng) - size_ / 2, left = column(rng) - size_ / 2;
       const std::int64_t y0 = std::clamp<std::int64_t>(top, 0, height), y1 = std::clamp<std::int64_t>(top + size_, 0, height);
       const std::int64_t x0 = std::clamp<std::int64_t>(left, 0, width), x1 = std::clamp<std::int64_t>(left + size_, 0, width);
       images[n].narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0).zero_();
@@ -27,7 +28,7 @@ class Cutout final : public nas::Regularizer {
 
  private:
   std::int64_t size_;
-  std::mt19937_64 rng_;
+  std::uint64_t seed_;
 };
 
 void register_all(nas::Registrar& r) {

@@ -121,12 +121,7 @@ class CellModule : public nn::Module {
  private:
   at::Tensor apply(std::size_t k, const at::Tensor& x) {
     at::Tensor y = ops_[k]->forward(x);
-    if (is_training() && keep_ < 1.0 && drop_path_[k]) {
-      // Drop the whole op output for some examples; scale the rest to keep the expectation.
-      at::Tensor mask = torch::empty({y.size(0), 1, 1, 1}, y.options()).bernoulli_(keep_);
-      y = y * mask / keep_;
-    }
-    return y;
+    return is_training() && keep_ < 1.0 && drop_path_[k] ? nas::drop_path(y, keep_) : y;
   }
 
   Cell genotype_;
