@@ -10,6 +10,8 @@ packages=(
   libboost-dev libboost-program-options-dev  # Boost.DLL (header-only) and Boost.Program_options
   libyaml-cpp-dev                            # the pipeline config
   nlohmann-json3-dev                         # JSON output: plugins list --json, run outputs
+  zlib1g-dev                                 # gzipped IDX files (Fashion-MNIST)
+  dataset-fashion-mnist                      # the embedded default data set: no download, ever
   libgtest-dev libgmock-dev                  # tests
   graphviz                                   # nas-host inspect --dot renders cells to SVG
 )

@@ -15,6 +15,7 @@ AnyFactory::~AnyFactory() = default;
 Op::~Op() = default;
 Controller::~Controller() = default;
 Dataset::~Dataset() = default;
+std::int64_t Dataset::label(std::int64_t index) const { return get(index).label; }
 Regularizer::~Regularizer() = default;
 void Regularizer::on_batch(at::Tensor&, const TrainingStep&) {}
 void Regularizer::on_step(Network&, const TrainingStep&) {}

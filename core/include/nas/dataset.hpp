@@ -22,9 +22,11 @@ struct Example {
 
 struct DatasetInfo {
   std::int64_t channels = 0;
-  std::int64_t height = 0;
+  std::int64_t height = 0;  ///< 0 when images differ in size (an image folder before resizing)
   std::int64_t width = 0;
   std::vector<std::string> class_names;  ///< its size is the number of classes
+  std::vector<double> mean;              ///< per channel, of the training images, for normalization
+  std::vector<double> std;
 };
 
 class NAS_API Dataset {
@@ -34,6 +36,8 @@ class NAS_API Dataset {
   virtual std::int64_t size() const = 0;
   /// Must be safe to call from several threads at once.
   virtual Example get(std::int64_t index) const = 0;
+  /// The label alone (splits need every label; decoding every image for them would be slow).
+  virtual std::int64_t label(std::int64_t index) const;
 };
 
 struct DatasetArgs {

@@ -1,5 +1,6 @@
 // dataset/synthetic: seeded random images of any shape, learnable (each class has its own mean
 // image), generated on demand from (seed, split, index) so that reading is thread-safe and cheap.
+#include <cmath>
 #include <random>
 
 #include <torch/torch.h>
@@ -29,7 +30,10 @@ class SyntheticDataset final : public nas::Dataset {
   nas::DatasetInfo info() const override {
     std::vector<std::string> names;
     for (std::int64_t c = 0; c < o_.classes; ++c) names.push_back(fmt::format("class{}", c));
-    return {o_.channels, o_.height, o_.width, names};
+    // Pixels are s * U + (1 - s) * U' with independent uniforms: mean 1/2, variance (s^2 + (1-s)^2) / 12.
+    double std = std::sqrt((o_.signal * o_.signal + (1 - o_.signal) * (1 - o_.signal)) / 12.0);
+    return {o_.channels, o_.height, o_.width, names, std::vector<double>(o_.channels, 0.5),
+            std::vector<double>(o_.channels, std)};
   }
 
   std::int64_t size() const override { return o_.size; }
