@@ -6,5 +6,6 @@
 namespace nas::stages {
 
 StageDef dataset_stats();
+StageDef train();
 
 }  // namespace nas::stages

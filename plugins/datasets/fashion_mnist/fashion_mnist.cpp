@@ -24,10 +24,10 @@ std::vector<std::uint8_t> read_maybe_gzipped(const fs::path& file) {
   std::uint8_t buffer[1 << 16];
   for (int n; (n = gzread(in, buffer, sizeof buffer)) > 0;) bytes.insert(bytes.end(), buffer, buffer + n);
   int error = 0;
-  const char* message = gzerror(in, &error);
+  std::string message = gzerror(in, &error);
   gzclose(in);
-  if (error != Z_OK && error != Z_BUF_ERROR)
-    throw nas::UsageError(fmt::format("dataset/fashion_mnist: '{}' is corrupt: {}", file.string(), message));
+  if (error != Z_OK)  // Z_BUF_ERROR: the gzip stream ended early
+    throw nas::UsageError(fmt::format("dataset/fashion_mnist: '{}' is corrupt or truncated: {}", file.string(), message));
   return bytes;
 }
 

@@ -1,0 +1,239 @@
+// The training engine: SGD with a warmup + cosine schedule, checkpoints that resume exactly.
+#include "nas/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "nas/error.hpp"
+#include "nas/log.hpp"
+
+namespace fs = std::filesystem;
+
+namespace nas {
+namespace {
+
+double learning_rate(const TrainOptions& o, std::int64_t step, std::int64_t steps_per_epoch) {
+  const double total = static_cast<double>(o.epochs * steps_per_epoch);
+  const double warmup = o.warmup_epochs * static_cast<double>(steps_per_epoch);
+  const double s = static_cast<double>(step);
+  if (s < warmup) return o.lr * (s + 1) / warmup;
+  const double t = total > warmup ? (s - warmup) / (total - warmup) : 1.0;
+  return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(M_PI * std::min(1.0, t)));
+}
+
+// Correct top-1 and top-k predictions in a batch.
+std::pair<std::int64_t, std::int64_t> hits(const at::Tensor& logits, const at::Tensor& labels) {
+  std::int64_t k = std::min<std::int64_t>(5, logits.size(1));
+  at::Tensor top = std::get<1>(logits.topk(k, 1));
+  at::Tensor match = top.eq(labels.unsqueeze(1));
+  return {match.select(1, 0).sum().item<std::int64_t>(), match.any(1).sum().item<std::int64_t>()};
+}
+
+std::string duration(double seconds) {
+  auto s = static_cast<std::int64_t>(seconds);
+  return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
+}
+
+class MetricsFile {
+ public:
+  explicit MetricsFile(const fs::path& run_dir) {
+    if (!run_dir.empty()) out_.open(run_dir / "metrics.jsonl", std::ios::app);
+  }
+  void write(const nlohmann::ordered_json& line) {
+    if (out_.is_open()) out_ << line.dump() << "\n" << std::flush;
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace
+
+Trainer::Trainer(Network& network, TrainOptions options, std::vector<Regularizer*> regularizers, const Context& context,
+                 fs::path checkpoint)
+    : network_(network), options_(options), regularizers_(std::move(regularizers)), context_(context),
+      checkpoint_(std::move(checkpoint)) {
+  network_.to(context_.device);
+  if (options_.channels_last)
+    for (at::Tensor& p : network_.parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
+  torch::optim::SGD optimizer(network_.parameters(), torch::optim::SGDOptions(options_.lr)
+                                                         .momentum(options_.momentum)
+                                                         .nesterov(options_.nesterov)
+                                                         .weight_decay(options_.weight_decay));
+  const std::int64_t steps_per_epoch = train.batches_per_epoch();
+  const std::int64_t total_steps = options_.epochs * steps_per_epoch;
+  std::int64_t epoch = 0, step = 0;
+
+  if (!checkpoint_.empty() && fs::exists(checkpoint_)) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint_.string());
+    torch::serialize::InputArchive model, optim;
+    archive.read("model", model);
+    archive.read("optimizer", optim);
+    network_.load(model);
+    optimizer.load(optim);
+    c10::IValue value;
+    archive.read("epoch", value);
+    epoch = value.toInt();
+    archive.read("step", value);
+    step = value.toInt();
+    at::Tensor rng;
+    archive.read("rng", rng);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the global one
+    generator.set_state(rng);
+    context_.log.info("resumed from {} at epoch {}, step {}", checkpoint_.string(), epoch, step);
+  }
+
+  MetricsFile metrics(context_.run_dir);
+  TrainResult result;
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t images = 0;
+  for (; epoch < options_.epochs && !result.diverged; ++epoch) {
+    network_.train();
+    Metrics running;
+    double loss_sum = 0;
+    std::int64_t top1 = 0, top5 = 0;
+    train.for_each(epoch, 0, [&](std::int64_t index, Batch& batch) {
+      const double lr = learning_rate(options_, step, steps_per_epoch);
+      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+      for (Regularizer* r : regularizers_) {
+        r->on_batch(batch.images, {step, total_steps});
+        r->on_step(network_, {step, total_steps});
+      }
+      at::Tensor images_in = batch.images.to(context_.device);
+      if (options_.channels_last) images_in = images_in.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor labels = batch.labels.to(context_.device);
+
+      optimizer.zero_grad();
+      NetworkOutput out;
+      {
+        // bf16 autocast where it pays: on the GPU.
+        const bool autocast = options_.bf16 && context_.device.is_cuda();
+        at::autocast::set_autocast_enabled(at::kCUDA, autocast);
+        if (autocast) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+        out = network_.forward(images_in);
+        at::autocast::set_autocast_enabled(at::kCUDA, false);
+      }
+      auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
+      at::Tensor loss = torch::nn::functional::cross_entropy(out.logits.to(at::kFloat), labels, ce);
+      if (out.aux_logits.defined() && options_.aux_weight > 0)
+        loss = loss + options_.aux_weight * torch::nn::functional::cross_entropy(out.aux_logits.to(at::kFloat), labels, ce);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        result.diverged = true;
+        result.diverged_step = step;
+        context_.log.warn("diverged at step {} (loss {})", step, loss_value);
+        metrics.write({{"event", "diverged"}, {"step", step}, {"epoch", epoch}});
+        return false;
+      }
+      loss.backward();
+      if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(network_.parameters(), options_.grad_clip);
+      optimizer.step();
+
+      const std::int64_t n = labels.size(0);
+      auto [h1, h5] = hits(out.logits.detach(), labels);
+      loss_sum += loss_value * static_cast<double>(n);
+      top1 += h1;
+      top5 += h5;
+      running.examples += n;
+      images += n;
+      ++step;
+      if (step % options_.log_every == 0 || index + 1 == steps_per_epoch) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double rate = static_cast<double>(images) / elapsed;
+        const double eta = static_cast<double>((total_steps - step) * n) / rate;
+        context_.log.progress(fmt::format("epoch {}/{} step {}/{} loss {:.4f} lr {:.5f} {:.0f} img/s ETA {}", epoch + 1,
+                                          options_.epochs, index + 1, steps_per_epoch, loss_value, lr, rate, duration(eta)));
+        metrics.write({{"epoch", epoch}, {"step", step}, {"loss", loss_value}, {"lr", lr}, {"images_per_s", rate}});
+      }
+      return true;
+    });
+    if (result.diverged) break;
+    running.loss = loss_sum / static_cast<double>(running.examples);
+    running.top1 = static_cast<double>(top1) / static_cast<double>(running.examples);
+    running.top5 = static_cast<double>(top5) / static_cast<double>(running.examples);
+    result.train = running;
+    nlohmann::ordered_json line{{"epoch", epoch}, {"step", step}, {"train_loss", running.loss}, {"train_top1", running.top1}};
+    if (validation) {
+      result.validation = evaluate(*validation);
+      line["val_loss"] = result.validation.loss;
+      line["val_top1"] = result.validation.top1;
+      line["val_top5"] = result.validation.top5;
+      context_.log.info("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%, validation top-1 {:.2f}%", epoch + 1,
+                        options_.epochs, running.loss, 100 * running.top1, 100 * result.validation.top1);
+    } else {
+      context_.log.info("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%", epoch + 1, options_.epochs, running.loss,
+                        100 * running.top1);
+    }
+    metrics.write(line);
+    if (!checkpoint_.empty()) {
+      torch::serialize::OutputArchive archive, model, optim;
+      network_.save(model);
+      optimizer.save(optim);
+      archive.write("model", model);
+      archive.write("optimizer", optim);
+      archive.write("epoch", c10::IValue(epoch + 1));
+      archive.write("step", c10::IValue(step));
+      archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+      // Write then rename: a kill while saving leaves the previous checkpoint intact.
+      fs::path partial = checkpoint_.string() + ".partial";
+      archive.save_to(partial.string());
+      fs::rename(partial, checkpoint_);
+    }
+  }
+  result.steps = step;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.images_per_second = result.seconds > 0 ? static_cast<double>(images) / result.seconds : 0.0;
+  return result;
+}
+
+Metrics Trainer::evaluate(const Loader& loader) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = network_.is_training();
+  network_.eval();
+  Metrics m;
+  double loss_sum = 0;
+  std::int64_t top1 = 0, top5 = 0;
+  loader.for_each(0, 0, [&](std::int64_t, Batch& batch) {
+    at::Tensor images = batch.images.to(context_.device);
+    if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor labels = batch.labels.to(context_.device);
+    at::Tensor logits = network_.forward(images).logits.to(at::kFloat);
+    loss_sum += torch::nn::functional::cross_entropy(logits, labels).item<double>() * static_cast<double>(labels.size(0));
+    auto [h1, h5] = hits(logits, labels);
+    top1 += h1;
+    top5 += h5;
+    m.examples += labels.size(0);
+    return true;
+  });
+  network_.train(was_training);
+  if (m.examples > 0) {
+    m.loss = loss_sum / static_cast<double>(m.examples);
+    m.top1 = static_cast<double>(top1) / static_cast<double>(m.examples);
+    m.top5 = static_cast<double>(top5) / static_cast<double>(m.examples);
+  }
+  return m;
+}
+
+void Trainer::save_weights(const fs::path& path) const {
+  c10::Dict<std::string, at::Tensor> state;
+  for (const auto& p : network_.named_parameters()) state.insert(p.key(), p.value().detach().cpu().contiguous());
+  for (const auto& b : network_.named_buffers()) state.insert(b.key(), b.value().detach().cpu().contiguous());
+  std::vector<char> bytes = torch::pickle_save(c10::IValue(state));
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw Error(fmt::format("cannot write weights to '{}'", path.string()));
+}
+
+}  // namespace nas

@@ -1,0 +1,270 @@
+// The data pipeline and the dataset plugins: splits, loaders, real data, and every bad-data case.
+#include <zlib.h>
+
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "nas/data.hpp"
+#include "nas/loader.hpp"
+#include "nas/log.hpp"
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+namespace {
+
+const fs::path kFashionMnist = "/usr/share/datasets/fashion-mnist";
+const fs::path kCifar10 = fs::path(NAS_SOURCE_DIR) / "../shared/data/cifar10/cifar-10-batches-bin";
+
+class DataTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new nas::Registry();
+    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR});
+  }
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / fmt::format("nas_data_{}_{}", getpid(),
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<nas::Dataset> dataset(const std::string& name, std::map<std::string, nas::Value, std::less<>> params,
+                                        nas::Split split = nas::Split::train) {
+    const nas::Entry& entry = registry_->require("dataset", name);
+    for (const nas::ParamSpec& spec : entry.schema)
+      if (spec.default_value) params.emplace(spec.name, *spec.default_value);
+    return registry_->create<nas::Dataset>(name, nas::Params(std::move(params)), context_, {split});
+  }
+  std::unique_ptr<nas::Dataset> synthetic(std::int64_t size = 200) {
+    return dataset("synthetic", {{"size", size}, {"height", std::int64_t{6}}, {"width", std::int64_t{5}},
+                                 {"classes", std::int64_t{4}}});
+  }
+  std::string error_of(const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const nas::UsageError& e) {
+      return e.what();
+    }
+    return "no error";
+  }
+
+  static nas::Registry* registry_;
+  nas::Logger log_{nas::Logger::Level::error};
+  nas::Context context_{log_, 5, {}, c10::kCPU, registry_};
+  fs::path dir_;
+};
+nas::Registry* DataTest::registry_ = nullptr;
+
+TEST_F(DataTest, HoldOutIsDisjointCompleteAndChosenBySeed) {
+  auto d = synthetic(100);
+  nas::SplitIndices a = nas::hold_out(*d, 30, 1), b = nas::hold_out(*d, 30, 1), c = nas::hold_out(*d, 30, 2);
+  EXPECT_EQ(a.validation.size(), 30u);
+  EXPECT_EQ(a.train.size(), 70u);
+  std::set<std::int64_t> all(a.train.begin(), a.train.end());
+  all.insert(a.validation.begin(), a.validation.end());
+  EXPECT_EQ(all.size(), 100u);
+  EXPECT_EQ(a.validation, b.validation);
+  EXPECT_NE(a.validation, c.validation);
+  EXPECT_THROW(nas::hold_out(*d, 100, 1), nas::UsageError);
+}
+
+TEST_F(DataTest, FirstPerClassTakesTheFirstKOfEachClass) {
+  auto d = synthetic(200);
+  std::vector<std::int64_t> all(200);
+  std::iota(all.begin(), all.end(), 0);
+  std::vector<std::int64_t> subset = nas::first_per_class(*d, all, 3);
+  ASSERT_EQ(subset.size(), 12u);
+  std::map<std::int64_t, int> per_class;
+  for (std::int64_t i : subset) ++per_class[d->label(i)];
+  for (const auto& [label, count] : per_class) EXPECT_EQ(count, 3) << label;
+  EXPECT_TRUE(std::is_sorted(subset.begin(), subset.end()));
+}
+
+TEST_F(DataTest, LoaderBatchesAreAFunctionOfSeedEpochAndIndexOnly) {
+  auto d = synthetic(100);
+  std::vector<std::int64_t> indices(100);
+  std::iota(indices.begin(), indices.end(), 0);
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  o.train = true;
+  o.augmentation = {2, true};
+  o.mean = {0.5, 0.5, 0.5};
+  o.std = {0.25, 0.25, 0.25};
+  nas::LoaderOptions inline_options = o;
+  inline_options.workers = 0;
+  nas::Loader threaded(*d, indices, o, 9), serial(*d, indices, inline_options, 9);
+  EXPECT_EQ(threaded.batches_per_epoch(), 6);  // the partial batch is dropped in training
+  std::vector<torch::Tensor> seen;
+  threaded.for_each(1, 0, [&](std::int64_t b, nas::Batch& batch) {
+    nas::Batch again = serial.batch(1, b);
+    EXPECT_TRUE(torch::equal(batch.images, again.images)) << "batch " << b;
+    EXPECT_TRUE(torch::equal(batch.labels, again.labels));
+    EXPECT_EQ(batch.images.sizes(), (std::vector<std::int64_t>{16, 3, 6, 5}));
+    seen.push_back(batch.labels);
+    return true;
+  });
+  EXPECT_EQ(seen.size(), 6u);
+  EXPECT_FALSE(torch::equal(threaded.batch(1, 0).images, threaded.batch(2, 0).images)) << "each epoch reshuffles";
+  nas::Loader other_seed(*d, indices, o, 10);
+  EXPECT_FALSE(torch::equal(threaded.batch(1, 0).images, other_seed.batch(1, 0).images));
+  // Resuming mid-epoch reads the same batches.
+  std::int64_t first = -1;
+  threaded.for_each(1, 4, [&](std::int64_t b, nas::Batch& batch) {
+    if (first < 0) first = b;
+    EXPECT_TRUE(torch::equal(batch.images, serial.batch(1, b).images));
+    return true;
+  });
+  EXPECT_EQ(first, 4);
+}
+
+TEST_F(DataTest, EvaluationLoaderReadsEveryExampleOnceUnaugmented) {
+  auto d = synthetic(50);
+  std::vector<std::int64_t> indices(50);
+  std::iota(indices.begin(), indices.end(), 0);
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  o.augmentation = {4, true};  // ignored: not training
+  nas::Loader loader(*d, indices, o, 1);
+  EXPECT_EQ(loader.batches_per_epoch(), 4);
+  std::int64_t count = 0;
+  loader.for_each(0, 0, [&](std::int64_t, nas::Batch& batch) {
+    for (std::int64_t i = 0; i < batch.labels.size(0); ++i, ++count)
+      EXPECT_TRUE(torch::equal(batch.images[i], d->get(count).image));
+    return true;
+  });
+  EXPECT_EQ(count, 50);
+}
+
+TEST_F(DataTest, CropAndFlipMoveTheImageWithoutChangingIt) {
+  auto d = synthetic(64);
+  std::vector<std::int64_t> indices(64);
+  std::iota(indices.begin(), indices.end(), 0);
+  nas::LoaderOptions o;
+  o.batch_size = 64;
+  o.train = true;
+  o.augmentation = {0, true};
+  nas::Loader loader(*d, indices, o, 3);
+  nas::Batch batch = loader.batch(0, 0);
+  int flipped = 0;
+  for (std::int64_t i = 0; i < 64; ++i) {
+    // Find the example by its label and pixels: flipped or not, the pixel multiset is the same.
+    bool found = false;
+    for (std::int64_t j = 0; j < 64 && !found; ++j) {
+      torch::Tensor original = d->get(j).image;
+      if (torch::equal(batch.images[i], original)) found = true;
+      else if (torch::equal(batch.images[i], original.flip({2}))) found = true, ++flipped;
+    }
+    EXPECT_TRUE(found) << i;
+  }
+  EXPECT_GT(flipped, 10);
+  EXPECT_LT(flipped, 54);
+}
+
+TEST_F(DataTest, AWorkersExceptionReachesTheCaller) {
+  auto d = synthetic(100);
+  std::vector<std::int64_t> indices{0, 1, 2, 3, 100, 5, 6, 7};  // 100 is out of range
+  nas::LoaderOptions o;
+  o.batch_size = 2;
+  nas::Loader loader(*d, indices, o, 1);
+  EXPECT_THROW(loader.for_each(0, 0, [](std::int64_t, nas::Batch&) { return true; }), nas::Error);
+}
+
+TEST_F(DataTest, FashionMnistFromTheDebianPackage) {
+  if (!fs::exists(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent (Debian's dataset-fashion-mnist)";
+  auto train = dataset("fashion_mnist", {}), test = dataset("fashion_mnist", {}, nas::Split::test);
+  EXPECT_EQ(train->size(), 60000);
+  EXPECT_EQ(test->size(), 10000);
+  nas::DatasetInfo info = train->info();
+  EXPECT_EQ(info.class_names.size(), 10u);
+  EXPECT_EQ(info.class_names[9], "ankle boot");
+  nas::Example e = train->get(0);
+  EXPECT_EQ(e.image.sizes(), (std::vector<std::int64_t>{1, 28, 28}));
+  EXPECT_EQ(e.label, 9);  // the first training image is an ankle boot
+  EXPECT_LE(e.image.max().item<float>(), 1.0f);
+}
+
+TEST_F(DataTest, Cifar10FromSharedData) {
+  if (!fs::exists(kCifar10)) GTEST_SKIP() << kCifar10 << " is absent";
+  auto train = dataset("cifar10", {{"root", kCifar10.string()}});
+  auto test = dataset("cifar10", {{"root", kCifar10.string()}}, nas::Split::test);
+  EXPECT_EQ(train->size(), 50000);
+  EXPECT_EQ(test->size(), 10000);
+  EXPECT_EQ(train->info().class_names[0], "airplane");
+  std::vector<int> per_class(10);
+  for (std::int64_t i = 0; i < test->size(); ++i) ++per_class[test->label(i)];
+  for (int c : per_class) EXPECT_EQ(c, 1000);
+}
+
+// --- bad data: every case names the file and what was expected ---
+
+void write(const fs::path& file, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+std::vector<std::uint8_t> idx(std::uint32_t magic, std::vector<std::uint32_t> dims, std::size_t payload, std::uint8_t value = 1) {
+  std::vector<std::uint8_t> b;
+  for (std::uint32_t v : std::vector<std::uint32_t>{magic}) dims.insert(dims.begin(), v);
+  for (std::uint32_t v : dims)
+    for (int shift : {24, 16, 8, 0}) b.push_back(static_cast<std::uint8_t>(v >> shift));
+  b.insert(b.end(), payload, value);
+  return b;
+}
+
+TEST_F(DataTest, FashionMnistBadFiles) {
+  auto load = [&] { dataset("fashion_mnist", {{"root", dir_.string()}}); };
+  EXPECT_THAT(error_of(load), HasSubstr("neither '" + (dir_ / "train-images-idx3-ubyte").string()));
+
+  write(dir_ / "train-images-idx3-ubyte", idx(0x803, {3, 2, 2}, 12));
+  write(dir_ / "train-labels-idx1-ubyte", idx(0x801, {3}, 3));
+  EXPECT_NO_THROW(load());
+
+  write(dir_ / "train-images-idx3-ubyte", idx(0x999, {3, 2, 2}, 12));
+  EXPECT_THAT(error_of(load), HasSubstr("train-images-idx3-ubyte' starts with magic 0x00000999, expected 0x00000803"));
+
+  write(dir_ / "train-images-idx3-ubyte", idx(0x803, {3, 2, 2}, 10));  // truncated
+  EXPECT_THAT(error_of(load), HasSubstr("train-images-idx3-ubyte' is truncated or too long: 26 bytes, expected 16 + 3 x 2 x 2 = 28"));
+
+  write(dir_ / "train-images-idx3-ubyte", idx(0x803, {3, 2, 2}, 12));
+  write(dir_ / "train-labels-idx1-ubyte", idx(0x801, {3}, 3, 12));  // label 12
+  EXPECT_THAT(error_of(load), HasSubstr("train-labels-idx1-ubyte': label 12 at byte offset 8 (record 0), expected 0..9"));
+
+  write(dir_ / "train-labels-idx1-ubyte", idx(0x801, {4}, 4));
+  EXPECT_THAT(error_of(load), HasSubstr("has 4 labels for the 3 images"));
+
+  // Gzipped files are read the same way, and a corrupt one is named.
+  fs::remove(dir_ / "train-labels-idx1-ubyte");
+  std::vector<std::uint8_t> labels = idx(0x801, {3}, 3);
+  gzFile gz = gzopen((dir_ / "train-labels-idx1-ubyte.gz").c_str(), "wb");
+  gzwrite(gz, labels.data(), static_cast<unsigned>(labels.size()));
+  gzclose(gz);
+  EXPECT_NO_THROW(load());
+  std::ifstream in(dir_ / "train-labels-idx1-ubyte.gz", std::ios::binary);
+  std::vector<std::uint8_t> gz_bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  gz_bytes.resize(gz_bytes.size() - 6);  // cut off the end
+  write(dir_ / "train-labels-idx1-ubyte.gz", gz_bytes);
+  EXPECT_THAT(error_of(load), HasSubstr("train-labels-idx1-ubyte.gz' is corrupt or truncated"));
+}
+
+TEST_F(DataTest, CifarBadFiles) {
+  auto load = [&] { dataset("cifar10", {{"root", dir_.string()}}, nas::Split::test); };
+  EXPECT_THAT(error_of(load), HasSubstr("dataset/cifar10: cannot open '" + (dir_ / "test_batch.bin").string() + "'"));
+  std::vector<std::uint8_t> records(2 * 3073 + 100, 7);
+  write(dir_ / "test_batch.bin", records);
+  EXPECT_THAT(error_of(load), HasSubstr("test_batch.bin' has 6246 bytes, not a whole number of 3073-byte records "
+                                        "(the record at byte offset 6146 is truncated)"));
+  records.resize(2 * 3073);
+  records[3073] = 10;  // the second record's label
+  write(dir_ / "test_batch.bin", records);
+  EXPECT_THAT(error_of(load), HasSubstr("test_batch.bin': label 10 at byte offset 3073, expected 0..9"));
+  records[3073] = 9;
+  write(dir_ / "test_batch.bin", records);
+  EXPECT_NO_THROW(load());
+}
+
+}  // namespace
