@@ -9,6 +9,8 @@
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
 #include "nas/error.hpp"
@@ -227,13 +229,31 @@ Metrics Trainer::evaluate(const Loader& loader) {
 }
 
 void Trainer::save_weights(const fs::path& path) const {
-  c10::Dict<std::string, at::Tensor> state;
-  for (const auto& p : network_.named_parameters()) state.insert(p.key(), p.value().detach().cpu().contiguous());
-  for (const auto& b : network_.named_buffers()) state.insert(b.key(), b.value().detach().cpu().contiguous());
-  std::vector<char> bytes = torch::pickle_save(c10::IValue(state));
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw Error(fmt::format("cannot write weights to '{}'", path.string()));
+  // Python's torch.save format: a zip with data.pkl (an untyped dict of name -> tensor; a typed one
+  // would carry a type tag that torch.load(weights_only=True) refuses) and one record per storage.
+  c10::impl::GenericDict state(c10::AnyType::get(), c10::AnyType::get());
+  for (const auto& p : network_.named_parameters()) state.insert(p.key(), p.value().detach().cpu().clone());
+  for (const auto& b : network_.named_buffers()) state.insert(b.key(), b.value().detach().cpu().clone());
+  std::string pickle;
+  std::int64_t storages = 0;
+  torch::jit::Pickler pickler([&](const char* data, std::size_t size) { pickle.append(data, size); }, nullptr, nullptr,
+                              nullptr, [&](const at::Tensor&) { return std::to_string(storages++); },
+                              /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(state);
+  pickler.stop();
+  try {
+    caffe2::serialize::PyTorchStreamWriter writer(path.string());
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    const std::vector<at::Tensor>& tensors = pickler.tensorData();
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      torch::jit::WriteableTensorData data = torch::jit::getWriteableTensorData(tensors[i]);
+      writer.writeRecord(fmt::format("data/{}", i), data.data(), data.sizeInBytes());
+    }
+    writer.writeEndOfFile();
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("cannot write weights to '{}': {}", path.string(), e.what_without_backtrace()));
+  }
 }
 
 }  // namespace nas

@@ -1,0 +1,225 @@
+// The training engine: it learns, it is deterministic, a killed run resumes to the same weights,
+// divergence is a result, and the weights are readable from Python.
+#include <fstream>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "nas/loader.hpp"
+#include "nas/log.hpp"
+#include "nas/trainer.hpp"
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+namespace {
+
+std::string read(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Stands in for kill -9: throws before the given step.
+class KillAt final : public nas::Regularizer {
+ public:
+  explicit KillAt(std::int64_t step) : step_(step) {}
+  void on_step(nas::Network&, const nas::TrainingStep& s) override {
+    if (s.step == step_) throw std::runtime_error("killed");
+  }
+
+ private:
+  std::int64_t step_;
+};
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new nas::Registry();
+    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR});
+  }
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / fmt::format("nas_trainer_{}_{}", getpid(),
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const nas::Entry& entry = registry_->require("space", "nasnet");
+    space_ = registry_->create<nas::Space>("nasnet", nas::default_params(entry.schema, entry.key), context_, {});
+    genotype_ = read(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<nas::Dataset> dataset(const std::string& name, std::map<std::string, nas::Value, std::less<>> params,
+                                        nas::Split split = nas::Split::train) {
+    const nas::Entry& entry = registry_->require("dataset", name);
+    for (const nas::ParamSpec& spec : entry.schema)
+      if (spec.default_value) params.emplace(spec.name, *spec.default_value);
+    return registry_->create<nas::Dataset>(name, nas::Params(std::move(params)), context_, {split});
+  }
+  std::shared_ptr<nas::Network> network(std::int64_t channels, std::int64_t classes, std::uint64_t seed = 0) {
+    torch::manual_seed(seed);
+    nas::ModelSpec spec;
+    spec.cells_per_stage = 1;
+    spec.penultimate_filters = 24;
+    spec.num_classes = classes;
+    spec.input_channels = channels;
+    return space_->build(genotype_, spec);
+  }
+  static std::vector<std::int64_t> range(std::int64_t n) {
+    std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+  }
+  static bool same_weights(nas::Network& a, nas::Network& b) {
+    auto pa = a.parameters(), pb = b.parameters();
+    for (std::size_t i = 0; i < pa.size(); ++i)
+      if (!torch::equal(pa[i], pb[i])) return false;
+    return true;
+  }
+
+  static nas::Registry* registry_;
+  nas::Logger log_{nas::Logger::Level::error};
+  nas::Context context_{log_, 3, {}, c10::kCPU, registry_};
+  std::unique_ptr<nas::Space> space_;
+  std::string genotype_;
+  fs::path dir_;
+};
+nas::Registry* TrainerTest::registry_ = nullptr;
+
+TEST_F(TrainerTest, LearnsFashionMnistFarAboveChance) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "Debian's dataset-fashion-mnist is absent";
+  auto train = dataset("fashion_mnist", {}), test = dataset("fashion_mnist", {}, nas::Split::test);
+  nas::LoaderOptions o;
+  o.batch_size = 50;
+  o.train = true;
+  o.mean = {0.286};
+  o.std = {0.353};
+  nas::Loader train_loader(*train, nas::first_per_class(*train, range(train->size()), 100), o, 1);
+  nas::LoaderOptions e = o;
+  e.train = false;
+  nas::Loader test_loader(*test, range(1000), e, 1);
+  auto net = network(1, 10);
+  nas::TrainOptions options;
+  options.epochs = 3;
+  options.lr = 0.1;
+  nas::Trainer trainer(*net, options, {}, context_);
+  nas::TrainResult result = trainer.fit(train_loader);
+  EXPECT_FALSE(result.diverged);
+  nas::Metrics m = trainer.evaluate(test_loader);
+  EXPECT_EQ(m.examples, 1000);
+  EXPECT_GT(m.top1, 0.5) << "chance is 0.1";
+  EXPECT_GT(m.top5, m.top1);
+}
+
+TEST_F(TrainerTest, SameSeedSameWeights) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{96}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  o.train = true;
+  o.augmentation = {1, true};
+  nas::Loader loader(*data, range(96), o, 4);
+  auto regularizer = [&] {
+    const nas::Entry& e = registry_->require("regularizer", "scheduled_drop_path");
+    return registry_->create<nas::Regularizer>("scheduled_drop_path", nas::default_params(e.schema, e.key), context_, {});
+  };
+  auto train = [&](std::uint64_t seed) {
+    auto net = network(3, 10, seed);
+    auto drop = regularizer();
+    torch::manual_seed(seed);
+    nas::Trainer(*net, {}, {drop.get()}, context_).fit(loader);
+    return net;
+  };
+  auto a = train(0), b = train(0), c = train(1);
+  EXPECT_TRUE(same_weights(*a, *b));
+  EXPECT_FALSE(same_weights(*a, *c));
+}
+
+TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  o.train = true;
+  o.augmentation = {1, true};
+  nas::Loader loader(*data, range(64), o, 4);
+  nas::TrainOptions options;
+  options.epochs = 3;
+  const nas::Entry& e = registry_->require("regularizer", "scheduled_drop_path");
+  auto drop = registry_->create<nas::Regularizer>("scheduled_drop_path", nas::default_params(e.schema, e.key), context_, {});
+
+  auto uninterrupted = network(3, 10);
+  torch::manual_seed(7);
+  nas::Trainer(*uninterrupted, options, {drop.get()}, context_).fit(loader);
+
+  fs::path checkpoint = dir_ / "checkpoint.pt";
+  auto killed = network(3, 10);
+  torch::manual_seed(7);
+  KillAt kill(6);  // in the second epoch (4 steps each), after the first epoch's checkpoint
+  EXPECT_THROW(nas::Trainer(*killed, options, {drop.get(), &kill}, context_, checkpoint).fit(loader), std::runtime_error);
+  ASSERT_TRUE(fs::exists(checkpoint));
+
+  auto resumed = network(3, 10, 99);  // a fresh process: other initial weights, other RNG state
+  torch::manual_seed(99);
+  nas::TrainResult result = nas::Trainer(*resumed, options, {drop.get()}, context_, checkpoint).fit(loader);
+  EXPECT_EQ(result.steps, 12);
+  EXPECT_TRUE(same_weights(*uninterrupted, *resumed));
+}
+
+TEST_F(TrainerTest, DivergenceIsAResultNotACrash) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  o.train = true;
+  nas::Loader loader(*data, range(64), o, 4);
+  nas::TrainOptions options;
+  options.epochs = 5;
+  options.lr = 1e12;
+  options.grad_clip = 0;
+  auto net = network(3, 10);
+  nas::TrainResult result = nas::Trainer(*net, options, {}, context_).fit(loader);
+  EXPECT_TRUE(result.diverged);
+  EXPECT_GE(result.diverged_step, 1);
+  EXPECT_LT(result.diverged_step, 20);
+}
+
+TEST_F(TrainerTest, MetricsLinesAndPythonReadableWeights) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  o.train = true;
+  nas::Loader loader(*data, range(64), o, 4);
+  nas::Context context{log_, 3, dir_, c10::kCPU, registry_};
+  auto net = network(3, 10);
+  nas::TrainOptions options;
+  options.epochs = 2;
+  options.log_every = 2;
+  nas::Trainer trainer(*net, options, {}, context);
+  trainer.fit(loader);
+  std::ifstream lines(dir_ / "metrics.jsonl");
+  int steps = 0, epochs = 0;
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    steps += j.contains("loss");
+    epochs += j.contains("train_loss");
+  }
+  EXPECT_EQ(steps, 4);
+  EXPECT_EQ(epochs, 2);
+
+  trainer.save_weights(dir_ / "weights.pt");
+  if (std::system("python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3 with torch here";
+  std::string script = fmt::format(
+      "import torch; d = torch.load('{}'); w = d['classifier.weight']; "
+      "print('tensors', len(d), tuple(w.shape)); print('sum', float(w.sum()))", (dir_ / "weights.pt").string());
+  FILE* pipe = popen(("python3 -c \"" + script + "\" 2>&1").c_str(), "r");
+  char buffer[4096] = {};
+  std::string output(buffer, fread(buffer, 1, sizeof buffer - 1, pipe));
+  EXPECT_EQ(pclose(pipe), 0) << output;
+  std::size_t tensors = net->named_parameters().size() + net->named_buffers().size();
+  EXPECT_THAT(output, HasSubstr(fmt::format("tensors {} (10, 24)", tensors)));
+  ASSERT_THAT(output, HasSubstr("sum "));
+  double sum = std::stod(output.substr(output.find("sum ") + 4));
+  EXPECT_NEAR(sum, net->named_parameters()["classifier.weight"].sum().item<double>(), 1e-5);
+}
+
+}  // namespace
