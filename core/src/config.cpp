@@ -192,8 +192,13 @@ class Validator {
         else error(map, key, fmt::format("missing required key; expected {}", spec.expected()));
         continue;
       }
-      if (std::optional<Value> v = convert(node, spec)) values.emplace(spec.name, std::move(*v));
-      else error(node, key, fmt::format("expected {}, got {}", spec.expected(), describe_node(node)));
+      std::optional<Value> v = convert(node, spec);
+      if (!v) {
+        error(node, key, fmt::format("expected {}, got {}", spec.expected(), describe_node(node)));
+        continue;
+      }
+      if (spec.type == ParamType::path) v = absolute_path(std::get<std::string>(*v), key);
+      values.emplace(spec.name, std::move(*v));
     }
     return Params(std::move(values));
   }
@@ -221,10 +226,23 @@ class Validator {
   }
 
  private:
-  Location where(const YAML::Node& node, const std::string& key) const {
+  // Relative paths: to the config file's folder, or the current folder for command-line values.
+  std::string absolute_path(const std::string& value, const std::string& key) const {
+    if (value.empty() || fs::path(value).is_absolute()) return value;
+    fs::path base = override_of(key) ? fs::current_path() : fs::absolute(doc_.file).parent_path();
+    return (base / value).lexically_normal().string();
+  }
+
+  // The command-line override that set `key` or a section above it, if one did.
+  const std::string* override_of(const std::string& key) const {
     for (const auto& [path, text] : doc_.overrides)
-      if (key == path || key.starts_with(path + "."))
-        return Location{fmt::format("command-line override '{}'", text), 0, 0};
+      if (key == path || key.starts_with(path + ".")) return &text;
+    return nullptr;
+  }
+
+  Location where(const YAML::Node& node, const std::string& key) const {
+    if (const std::string* text = override_of(key))
+      return Location{fmt::format("command-line override '{}'", *text), 0, 0};
     Location location{doc_.file.string(), 0, 0};
     if (node.IsDefined() && !node.Mark().is_null()) {
       location.line = node.Mark().line + 1;

@@ -42,6 +42,7 @@ std::string ParamSpec::expected() const {
     case ParamType::integer: return "an integer" + bounds_text(*this);
     case ParamType::number: return "a number" + bounds_text(*this);
     case ParamType::string: return "a string";
+    case ParamType::path: return "a file or folder path";
     case ParamType::choice: return fmt::format("one of: {}", fmt::join(choices, ", "));
     case ParamType::integer_list: return "a list of integers" + (min || max ? ", each" + bounds_text(*this) : "");
     case ParamType::number_list: return "a list of numbers" + (min || max ? ", each" + bounds_text(*this) : "");
@@ -62,6 +63,9 @@ ParamSpec number(std::string name, std::optional<double> def) {
 }
 ParamSpec string(std::string name, std::optional<std::string> def) {
   return make(std::move(name), ParamType::string, as_value(std::move(def)));
+}
+ParamSpec path(std::string name, std::optional<std::string> def) {
+  return make(std::move(name), ParamType::path, as_value(std::move(def)));
 }
 ParamSpec choice(std::string name, std::vector<std::string> choices, std::optional<std::string> def) {
   ParamSpec spec = make(std::move(name), ParamType::choice, as_value(std::move(def)));
@@ -91,6 +95,7 @@ std::string_view type_name(ParamType type) {
     case ParamType::integer: return "int";
     case ParamType::number: return "float";
     case ParamType::string: return "string";
+    case ParamType::path: return "path";
     case ParamType::choice: return "choice";
     case ParamType::integer_list: return "list of int";
     case ParamType::number_list: return "list of float";

@@ -43,6 +43,7 @@ class CliTest : public ::testing::Test {
   }
 
   static std::string quickstart() { return std::string(NAS_SOURCE_DIR) + "/configs/quickstart.yaml"; }
+  static std::string small() { return std::string(NAS_TEST_CONFIGS) + "/good.yaml"; }  // synthetic data, seconds
   fs::path dir_;
 };
 
@@ -106,32 +107,47 @@ TEST_F(CliTest, DescribeShowsTheSchema) {
   EXPECT_THAT(r.output, HasSubstr("default 1000"));
   Result unknown = host("plugins describe dataset/cifar");
   EXPECT_EQ(unknown.code, 2);
-  EXPECT_THAT(unknown.output, HasSubstr("unknown dataset plugin 'cifar'; known: synthetic"));
+  EXPECT_THAT(unknown.output, HasSubstr("unknown dataset plugin 'cifar'; known: cifar10, cifar100, fashion_mnist, synthetic"));
 }
 
 TEST_F(CliTest, DryRunPrintsResolvedConfigAndPlanAndCreatesNothing) {
   Result r = host(fmt::format("run '{}' --dry-run experiment.seed=4", quickstart()));
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("seed: 4"));
-  EXPECT_THAT(r.output, HasSubstr("signal: 0.5"));  // a default, filled in
+  EXPECT_THAT(r.output, HasSubstr("crop_padding: 0"));  // a default, filled in
   EXPECT_THAT(r.output, HasSubstr("1. dataset_stats"));
-  EXPECT_THAT(r.output, HasSubstr("libnas_dataset_synthetic.so"));
+  EXPECT_THAT(r.output, HasSubstr("2. train"));
+  EXPECT_THAT(r.output, HasSubstr("libnas_dataset_fashion_mnist.so"));
+  EXPECT_THAT(r.output, HasSubstr("space: space/nasnet"));
   EXPECT_FALSE(fs::exists(dir_ / "runs"));
 }
 
 TEST_F(CliTest, RunCreatesItsOwnDirectoryAndNeverOverwritesAnother) {
-  Result r = host(fmt::format("run '{}' --run-dir out dataset_stats.dataset.size=100", quickstart()));
+  Result r = host(fmt::format("run '{}' --run-dir out dataset_stats.limit=100 dataset_stats.dataset.size=100", small()));
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* file : {"config.yaml", "log.txt", "dataset_stats.json"}) EXPECT_TRUE(fs::exists(dir_ / "out" / file)) << file;
   nlohmann::json stats = nlohmann::json::parse(std::ifstream(dir_ / "out" / "dataset_stats.json"));
   EXPECT_EQ(stats["examples"], 100);
-  Result again = host(fmt::format("run '{}' --run-dir out", quickstart()));
+  Result again = host(fmt::format("run '{}' --run-dir out", small()));
   EXPECT_EQ(again.code, 2);
   EXPECT_THAT(again.output, HasSubstr("already exists"));
 
-  EXPECT_EQ(host(fmt::format("run '{}' dataset_stats.limit=5", quickstart())).code, 0);
-  EXPECT_EQ(host(fmt::format("run '{}' dataset_stats.limit=5", quickstart())).code, 0);
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "runs" / "quickstart"), fs::directory_iterator()), 2);
+  EXPECT_EQ(host(fmt::format("run '{}' dataset_stats.limit=5", small())).code, 0);
+  EXPECT_EQ(host(fmt::format("run '{}' dataset_stats.limit=5", small())).code, 0);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ / "runs" / "good"), fs::directory_iterator()), 2);
+}
+
+TEST_F(CliTest, TrainStageWritesResultWeightsMetricsAndCheckpoint) {
+  Result r = host(fmt::format("run '{}/train_small.yaml' --run-dir out", NAS_TEST_CONFIGS));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("test accuracy:"));
+  for (const char* file : {"result.json", "weights.pt", "metrics.jsonl", "checkpoint.pt", "config.yaml", "log.txt"})
+    EXPECT_TRUE(fs::exists(dir_ / "out" / file)) << file;
+  nlohmann::json result = nlohmann::json::parse(std::ifstream(dir_ / "out" / "result.json"));
+  EXPECT_FALSE(result["diverged"].get<bool>());
+  EXPECT_GE(result["test_top1"].get<double>(), 0.0);
+  EXPECT_EQ(result["steps"], 2 * 5);  // 2 epochs of 160 / 32 steps
+
 }
 
 TEST_F(CliTest, BadConfigExitsTwoNamingThePosition) {
@@ -145,7 +161,7 @@ TEST_F(CliTest, BadConfigExitsTwoNamingThePosition) {
 TEST_F(CliTest, RuntimeFailureExitsOne) {
   fs::path blocker = dir_ / "file";
   std::ofstream(blocker) << "x";
-  Result r = host(fmt::format("run '{}' experiment.output_dir='{}'", quickstart(), blocker.string()));
+  Result r = host(fmt::format("run '{}' experiment.output_dir='{}'", small(), blocker.string()));
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("cannot create"));
 }

@@ -13,9 +13,9 @@
 
 namespace nas {
 
-enum class ParamType { boolean, integer, number, string, choice, integer_list, number_list, string_list };
+enum class ParamType { boolean, integer, number, string, path, choice, integer_list, number_list, string_list };
 
-/// A validated parameter value; the alternative follows the ParamType (choice is a string).
+/// A validated parameter value; the alternative follows the ParamType (choice and path are strings).
 using Value = std::variant<bool, std::int64_t, double, std::string, std::vector<std::int64_t>,
                            std::vector<double>, std::vector<std::string>>;
 
@@ -44,6 +44,9 @@ NAS_API ParamSpec boolean(std::string name, std::optional<bool> def = std::nullo
 NAS_API ParamSpec integer(std::string name, std::optional<std::int64_t> def = std::nullopt);
 NAS_API ParamSpec number(std::string name, std::optional<double> def = std::nullopt);
 NAS_API ParamSpec string(std::string name, std::optional<std::string> def = std::nullopt);
+/// A file or folder: relative values in a config file are taken relative to that file's folder
+/// (on the command line, to the current folder), and the parameter holds the absolute path.
+NAS_API ParamSpec path(std::string name, std::optional<std::string> def = std::nullopt);
 NAS_API ParamSpec choice(std::string name, std::vector<std::string> choices,
                          std::optional<std::string> def = std::nullopt);
 NAS_API ParamSpec integer_list(std::string name, std::optional<std::vector<std::int64_t>> def = std::nullopt);

@@ -31,7 +31,7 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
   auto test_set = registry.create<Dataset>(data_choice.entry->name, data_choice.params, context, {Split::test});
   DatasetInfo info = train_set->info();
 
-  const std::string genotype_file = p.get<std::string>("genotype");
+  const std::string& genotype_file = p.get<std::string>("genotype");
   const std::string genotype = read_file(genotype_file);
   space->canonical(genotype, genotype_file);  // checks the file, naming it
   ModelSpec spec;
@@ -122,7 +122,7 @@ StageDef train() {
   return StageDef{
       "train",
       "trains a genotype's network on a dataset and reports test accuracy",
-      {string("genotype").help("genotype file (relative to the current folder)"),
+      {path("genotype").help("genotype file"),
        choice("layout", {"cifar", "imagenet"}, "cifar").help("network layout"),
        integer("N", 2).range(1, 100).help("normal cells per stage"),
        integer("F", 96).range(4, 100000).help("filters of the penultimate layer"),

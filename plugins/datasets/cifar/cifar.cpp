@@ -84,7 +84,7 @@ void register_all(nas::Registrar& r) {
   for (const Format* format : {&kCifar10, &kCifar100}) {
     std::string name = std::string(format->key).substr(std::string("dataset/").size());
     r.add<nas::Dataset>(name, fmt::format("{} in the official binary format ({} classes, 32x32 RGB)", name, format->classes),
-                        {nas::param::string("root").help("folder of the .bin files")},
+                        {nas::param::path("root").help("folder of the .bin files")},
                         [format](const nas::Params& p, const nas::Context&, const nas::DatasetArgs& args) {
                           return std::make_unique<Cifar>(*format, p.get<std::string>("root"), args.split);
                         });

@@ -99,7 +99,7 @@ class FashionMnist final : public nas::Dataset {
 void register_all(nas::Registrar& r) {
   r.add<nas::Dataset>(
       "fashion_mnist", "Fashion-MNIST (28x28 grayscale, 10 classes) from its IDX files, gzipped or not",
-      {nas::param::string("root", "/usr/share/datasets/fashion-mnist").help("folder of the IDX files")},
+      {nas::param::path("root", "/usr/share/datasets/fashion-mnist").help("folder of the IDX files")},
       [](const nas::Params& p, const nas::Context&, const nas::DatasetArgs& args) {
         return std::make_unique<FashionMnist>(p.get<std::string>("root"), args.split);
       });
