@@ -1,6 +1,9 @@
 // The data pipeline and the dataset plugins: splits, loaders, real data, and every bad-data case.
+#include <png.h>
+#include <turbojpeg.h>
 #include <zlib.h>
 
+#include <array>
 #include <fstream>
 #include <set>
 
@@ -265,6 +268,59 @@ TEST_F(DataTest, CifarBadFiles) {
   records[3073] = 9;
   write(dir_ / "test_batch.bin", records);
   EXPECT_NO_THROW(load());
+}
+
+// A constant-colour RGB image, written as JPEG or PNG with the same libraries the plugin reads with.
+void write_image(const fs::path& file, int width, int height, std::array<std::uint8_t, 3> rgb) {
+  std::vector<std::uint8_t> pixels;
+  for (int i = 0; i < width * height; ++i) pixels.insert(pixels.end(), rgb.begin(), rgb.end());
+  fs::create_directories(file.parent_path());
+  if (file.extension() == ".png") {
+    png_image png{};
+    png.version = PNG_IMAGE_VERSION;
+    png.width = static_cast<png_uint_32>(width);
+    png.height = static_cast<png_uint_32>(height);
+    png.format = PNG_FORMAT_RGB;
+    ASSERT_TRUE(png_image_write_to_file(&png, file.c_str(), 0, pixels.data(), 0, nullptr));
+    return;
+  }
+  tjhandle tj = tjInitCompress();
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  ASSERT_EQ(tjCompress2(tj, pixels.data(), width, 0, height, TJPF_RGB, &jpeg, &size, TJSAMP_444, 95, 0), 0);
+  std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(jpeg), static_cast<std::streamsize>(size));
+  tjFree(jpeg);
+  tjDestroy(tj);
+}
+
+TEST_F(DataTest, ImageFolderReadsJpegAndPngPerClassFolder) {
+  write_image(dir_ / "train/cat/a.jpg", 40, 30, {255, 0, 0});
+  write_image(dir_ / "train/cat/b.png", 20, 50, {0, 255, 0});
+  write_image(dir_ / "train/dog/c.JPEG", 64, 64, {0, 0, 255});
+  std::ofstream(dir_ / "train/dog/notes.txt") << "not an image";
+  auto d = dataset("image_folder", {{"root", dir_.string()}, {"size", std::int64_t{16}}, {"resize", std::int64_t{20}}});
+  EXPECT_EQ(d->size(), 3);
+  EXPECT_EQ(d->info().class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(d->label(0), 0);
+  EXPECT_EQ(d->label(2), 1);
+  for (std::int64_t i = 0; i < 3; ++i) EXPECT_EQ(d->get(i).image.sizes(), (std::vector<std::int64_t>{3, 16, 16}));
+  torch::Tensor red = d->get(0).image, green = d->get(1).image;
+  EXPECT_NEAR(red[0].mean().item<double>(), 1.0, 0.02);
+  EXPECT_NEAR(red[1].mean().item<double>(), 0.0, 0.02);
+  EXPECT_NEAR(green[1].mean().item<double>(), 1.0, 0.01);  // PNG is lossless
+}
+
+TEST_F(DataTest, ImageFolderBadData) {
+  auto load = [&] { return dataset("image_folder", {{"root", dir_.string()}, {"size", std::int64_t{16}}}); };
+  EXPECT_THAT(error_of([&] { load(); }), HasSubstr("'" + (dir_ / "train").string() + "' is not a folder"));
+  fs::create_directories(dir_ / "train/empty");
+  EXPECT_THAT(error_of([&] { load(); }), HasSubstr("no .jpg, .jpeg or .png images"));
+  std::ofstream(dir_ / "train/empty/broken.jpg") << "this is not a JPEG";
+  write_image(dir_ / "train/empty/cut.png", 8, 8, {1, 2, 3});
+  fs::resize_file(dir_ / "train/empty/cut.png", 40);
+  auto d = load();
+  EXPECT_THAT(error_of([&] { d->get(0); }), HasSubstr("'" + (dir_ / "train/empty/broken.jpg").string() + "' cannot be decoded: not a JPEG"));
+  EXPECT_THAT(error_of([&] { d->get(1); }), HasSubstr("'" + (dir_ / "train/empty/cut.png").string() + "' cannot be decoded"));
 }
 
 }  // namespace
