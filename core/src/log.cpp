@@ -65,6 +65,7 @@ void Logger::write(Level level, std::string_view message) {
 }
 
 void Logger::progress(std::string_view message) {
+  if (Level::info < threshold_) return;
   std::lock_guard lock(mutex_);
   if (terminal_) {
     fmt::print(stderr, "\r\033[K{}", message);  // rewrite the line in place

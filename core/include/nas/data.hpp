@@ -39,7 +39,7 @@ struct LoaderOptions {
   bool train = false;              ///< shuffle, augment and drop the last partial batch
   Augmentation augmentation;       ///< applied when `train`
   std::vector<double> mean, std;   ///< per-channel normalization; empty: none
-  std::int64_t workers = 2;        ///< threads building batches ahead; 0: build on the caller's thread
+  std::int64_t workers = 1;        ///< threads building batches ahead; 0: build on the caller's thread
   std::int64_t prefetch = 4;       ///< batches built ahead per worker at most
 };
 

@@ -147,7 +147,7 @@ StageDef train() {
        integer("crop_padding", 0).at_least(0).help("random crop with this much zero padding; 0: none"),
        boolean("flip", false).help("random horizontal flips"),
        boolean("normalize", true).help("normalize with the dataset's per-channel mean and std"),
-       integer("workers", 2).range(0, 64).help("data loading threads")},
+       integer("workers", 1).range(0, 64).help("data loading threads (one keeps ahead of a CPU trainer; more for GPUs)")},
       {Slot{"space", "space", true, false, "the search space that reads the genotype"},
        Slot{"dataset", "dataset", true, false, "the data to train and test on"},
        Slot{"regularizers", "regularizer", false, true, "regularizers, applied in order"}},

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Eager PyTorch reference of the NASNet-A child that bench/training.py compares our engine against.
+
+The same network as plugins/spaces/nasnet (TF conventions: ReLU-conv-BN ops, separable convs twice,
+factorized reductions, the same stem and stages), written the way Python NAS code usually is. It prints
+its parameter count, so the two networks can be checked to be the same size, and the training
+throughput (forward + backward + SGD step) on a fixed random CIFAR-shaped batch.
+
+usage: nasnet_reference.py GENOTYPE [--N 2] [--F 768] [--batch 32] [--steps 5] [--threads T] [--channels-last]
+"""
+import argparse
+import re
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+EPS = 1e-3
+
+
+def conv_bn(cin, cout, k, stride=1, relu=True, dilation=1, groups=1):
+    layers = [nn.ReLU()] if relu else []
+    pad = dilation * (k // 2)
+    layers += [nn.Conv2d(cin, cout, k, stride, pad, dilation=dilation, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=EPS)]
+    return nn.Sequential(*layers)
+
+
+class SepConv(nn.Sequential):
+    def __init__(self, cin, cout, k, stride):
+        layers = []
+        for i in range(2):
+            layers += [nn.ReLU(), nn.Conv2d(cin, cin, k, stride if i == 0 else 1, k // 2, groups=cin, bias=False),
+                       nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout, eps=EPS)]
+            cin = cout
+        super().__init__(*layers)
+
+
+class Pool(nn.Sequential):
+    def __init__(self, kind, k, cin, cout, stride):
+        pool = (nn.AvgPool2d(k, stride, k // 2, count_include_pad=False) if kind == "avg"
+                else nn.MaxPool2d(k, stride, k // 2))
+        layers = [pool]
+        if cin != cout:
+            layers += [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout, eps=EPS)]
+        super().__init__(*layers)
+
+
+def make_op(name, cin, cout, stride):
+    if name == "identity":
+        return nn.Identity() if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride)
+    m = re.fullmatch(r"sep_conv_(\d)x\d", name)
+    if m:
+        return SepConv(cin, cout, int(m.group(1)), stride)
+    m = re.fullmatch(r"(avg|max)_pool_(\d)x\d", name)
+    if m:
+        return Pool(m.group(1), int(m.group(2)), cin, cout, stride)
+    raise ValueError(f"the reference implements only NASNet-A's ops, not {name}")
+
+
+class FactorizedReduce(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.path1 = nn.Conv2d(cin, cout // 2, 1, bias=False)
+        self.path2 = nn.Conv2d(cin, cout - cout // 2, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=EPS)
+
+    def forward(self, x):
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        return self.bn(torch.cat([self.path1(x[:, :, ::2, ::2]), self.path2(shifted[:, :, ::2, ::2])], 1))
+
+
+class Cell(nn.Module):
+    def __init__(self, blocks, concat, reduction, filters, cin, prev):  # prev: None, ("same", c) or ("larger", c)
+        super().__init__()
+        self.blocks, self.concat, self.reduction = blocks, concat, reduction
+        self.prep0 = conv_bn(cin, filters, 1)
+        width = [filters, filters]
+        if prev is None:
+            self.prep1, width[1] = None, cin
+        elif prev[0] == "larger":
+            self.prep1 = nn.Sequential(nn.ReLU(), FactorizedReduce(prev[1], filters))
+        elif prev[1] != filters:
+            self.prep1 = conv_bn(prev[1], filters, 1)
+        else:
+            self.prep1, width[1] = None, prev[1]
+        self.ops = nn.ModuleList()
+        for a, op_a, b, op_b in blocks:
+            for i, op in ((a, op_a), (b, op_b)):
+                self.ops.append(make_op(op, width[i], filters, 2 if reduction and i < 2 else 1))
+            width.append(filters)
+        self.adapt = nn.ModuleList(FactorizedReduce(width[s], filters) if reduction and s < 2
+                                   else (nn.Sequential(nn.Conv2d(width[s], filters, 1, bias=False), nn.BatchNorm2d(filters, eps=EPS))
+                                         if width[s] != filters else nn.Identity()) for s in concat)
+        self.out_channels = filters * len(concat)
+
+    def forward(self, h, prev):
+        states = [self.prep0(h), (self.prep1(prev) if self.prep1 else prev) if prev is not None else h]
+        for k, (a, _, b, _) in enumerate(self.blocks):
+            states.append(self.ops[2 * k](states[a]) + self.ops[2 * k + 1](states[b]))
+        return torch.cat([adapt(states[s]) for adapt, s in zip(self.adapt, self.concat)], 1)
+
+
+class Network(nn.Module):
+    def __init__(self, genotype, n, f, classes=10):
+        super().__init__()
+        normal, reduction = genotype
+        base = f // (4 * len(normal[1]))
+        stem = 3 * base
+        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem, eps=EPS))
+        self.cells, self.inputs = nn.ModuleList(), []
+        state = {"last": (0, stem, 0), "before": None}  # (output index, channels, spatial level)
+
+        def add(cell_genotype, reduce, filters, prev):
+            last = state["last"]
+            rel = None if prev is None else ("larger" if prev[2] < last[2] else "same", prev[1])
+            cell = Cell(*cell_genotype, reduce, filters, last[1], rel)
+            self.cells.append(cell)
+            self.inputs.append((last[0], None if prev is None else prev[0]))
+            state["before"], state["last"] = last, (len(self.cells), cell.out_channels, last[2] + (1 if reduce else 0))
+
+        filters = base
+        for stage in range(3):
+            for i in range(n):
+                prev = state["before"]
+                if i == 0 and stage > 0:
+                    filters *= 2
+                    add(reduction, True, filters, state["before"])
+                    prev = state["before"]
+                add(normal, False, filters, prev)
+        last = state["last"]
+        self.classifier = nn.Linear(last[1], classes)
+
+    def forward(self, x):
+        outputs = [self.stem(x)]
+        for cell, (h, prev) in zip(self.cells, self.inputs):
+            outputs.append(cell(outputs[h], outputs[prev] if prev is not None else None))
+        return self.classifier(F.adaptive_avg_pool2d(F.relu(outputs[-1]), 1).flatten(1))
+
+
+def read_genotype(path):
+    cells, current = {}, None
+    for line in open(path):
+        line = line.split("#")[0].rstrip()
+        if re.match(r"^(normal|reduction):", line):
+            current = line.split(":")[0]
+            cells[current] = ([], None)
+        m = re.match(r"\s+- \[(\d+), (\w+), (\d+), (\w+), add\]", line)
+        if m:
+            cells[current][0].append((int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)))
+        m = re.match(r"\s+concat: \[([\d, ]+)\]", line)
+        if m:
+            cells[current] = (cells[current][0], [int(s) for s in m.group(1).split(",")])
+    return cells["normal"], cells["reduction"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("genotype")
+    parser.add_argument("--N", type=int, default=2)
+    parser.add_argument("--F", type=int, default=768)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = Network(read_genotype(args.genotype), args.N, args.F)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (args.batch,))
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    rate = args.batch * args.steps / (time.perf_counter() - start)
+    print(f"params {sum(p.numel() for p in net.parameters())}")
+    print(f"images_per_s {rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

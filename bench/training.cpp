@@ -1,0 +1,122 @@
+// Training engine throughput, data loader throughput and peak memory, for bench/training.py.
+//
+//   build/release/bin/nas_bench_training [--N 2] [--F 768] [--batch 32] [--steps 6] [--workers 1]
+//                                        [--children 1] [--cifar DIR]
+//
+// Trains a NASNet-A child through the engine (Trainer + Loader, channels_last, SGD, gradient
+// clipping) on in-memory synthetic CIFAR-shaped data, then runs the loader alone over CIFAR-10 (real
+// files when --cifar is given, else synthetic) with the training augmentation. Prints key value lines.
+// With --children K, K children train at once on K threads, one intra-op thread each (how a search
+// worker fills a CPU with small children); images_per_s is then their sum.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <fstream>
+#include <numeric>
+#include <thread>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "nas/loader.hpp"
+#include "nas/log.hpp"
+#include "nas/trainer.hpp"
+
+namespace {
+
+std::int64_t flag(int argc, char** argv, const std::string& name, std::int64_t fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == "--" + name) return std::stoll(argv[i + 1]);
+  return fallback;
+}
+
+std::string text_flag(int argc, char** argv, const std::string& name) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == "--" + name) return argv[i + 1];
+  return "";
+}
+
+std::vector<std::int64_t> range(std::int64_t n) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::int64_t batch = flag(argc, argv, "batch", 32), steps = flag(argc, argv, "steps", 6);
+  const std::int64_t children = flag(argc, argv, "children", 1);
+  at::set_num_threads(children > 1 ? 1 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  nas::Logger log(nas::Logger::Level::warn);
+  nas::Registry registry;
+  nas::load_plugins(registry, {nas::default_plugin_dir()});
+  nas::Context context{log, 0, {}, c10::kCPU, &registry};
+  auto create = [&](const std::string& kind, const std::string& name, std::map<std::string, nas::Value, std::less<>> p) {
+    const nas::Entry& entry = registry.require(kind, name);
+    for (const nas::ParamSpec& spec : entry.schema)
+      if (spec.default_value) p.emplace(spec.name, *spec.default_value);
+    return nas::Params(std::move(p));
+  };
+  auto space = registry.create<nas::Space>("nasnet", create("space", "nasnet", {}), context, {});
+  std::ifstream file(std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml");
+  std::string genotype((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  nas::ModelSpec spec;
+  spec.cells_per_stage = flag(argc, argv, "N", 2);
+  spec.penultimate_filters = flag(argc, argv, "F", 768);
+  auto synthetic = registry.create<nas::Dataset>(
+      "synthetic", create("dataset", "synthetic", {{"size", batch * steps}}), context, {nas::Split::train});
+  nas::LoaderOptions options;
+  options.batch_size = batch;
+  options.train = true;
+  options.workers = flag(argc, argv, "workers", 1);
+  nas::TrainOptions train;
+  train.channels_last = true;
+  train.grad_clip = 5.0;
+  train.log_every = 1 << 30;
+  nas::Loader warmup(*synthetic, range(batch), options, 0);
+  nas::Loader loader(*synthetic, range(batch * steps), options, 0);
+
+  std::vector<double> rates(static_cast<std::size_t>(children));
+  std::int64_t params = 0;
+  auto child = [&](std::size_t k) {
+    auto network = space->build(genotype, spec);
+    nas::Trainer trainer(*network, train, {}, context);
+    trainer.fit(warmup);  // oneDNN picks its kernels on first use
+    rates[k] = trainer.fit(loader).images_per_second;
+    if (k == 0)
+      for (const auto& p : network->parameters()) params += p.numel();
+  };
+  torch::manual_seed(0);
+  std::vector<std::thread> threads;
+  for (std::size_t k = 0; k < rates.size(); ++k) threads.emplace_back(child, k);
+  for (std::thread& t : threads) t.join();
+  fmt::print("params {}\nchildren {}\nimages_per_s {:.2f}\n", params, children, std::accumulate(rates.begin(), rates.end(), 0.0));
+
+  // The loader alone, with the training augmentation and normalization, as fast as it can go.
+  std::string cifar = text_flag(argc, argv, "cifar");
+  auto data = cifar.empty()
+                  ? registry.create<nas::Dataset>("synthetic", create("dataset", "synthetic", {{"size", std::int64_t{50000}}}),
+                                                  context, {nas::Split::train})
+                  : registry.create<nas::Dataset>("cifar10", create("dataset", "cifar10", {{"root", cifar}}), context,
+                                                  {nas::Split::train});
+  nas::LoaderOptions feed = options;
+  feed.augmentation = {4, true};
+  feed.mean = {0.4914, 0.4822, 0.4465};
+  feed.std = {0.2470, 0.2435, 0.2616};
+  nas::Loader reader(*data, range(std::min<std::int64_t>(data->size(), 200 * batch)), feed, 0);
+  auto start = std::chrono::steady_clock::now();
+  std::int64_t images = 0;
+  reader.for_each(0, 0, [&](std::int64_t, nas::Batch& b) {
+    images += b.labels.size(0);
+    return true;
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print("loader_images_per_s {:.2f}\nloader_data {}\n", static_cast<double>(images) / seconds,
+             cifar.empty() ? "synthetic" : "cifar10");
+
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  fmt::print("peak_rss_mb {:.1f}\n", static_cast<double>(usage.ru_maxrss) / 1024.0);
+  return 0;
+}
