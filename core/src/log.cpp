@@ -54,24 +54,25 @@ void Logger::end_progress_line() {
 }
 
 void Logger::write(Level level, std::string_view message) {
-  if (level < threshold_) return;
   std::lock_guard lock(mutex_);
-  end_progress_line();
-  fmt::print(stderr, "{}{}\n", label(level), message);
-  if (file_) {
+  if (level >= threshold_) {
+    end_progress_line();
+    fmt::print(stderr, "{}{}\n", label(level), message);
+  }
+  if (file_ && level >= Level::info) {  // the run's log keeps everything from info up
     fmt::print(file_, "{} {}{}\n", utc_now(), label(level), message);
     std::fflush(file_);
   }
 }
 
 void Logger::progress(std::string_view message) {
-  if (Level::info < threshold_) return;
   std::lock_guard lock(mutex_);
-  if (terminal_) {
+  const bool shown = Level::info >= threshold_;
+  if (shown && terminal_) {
     fmt::print(stderr, "\r\033[K{}", message);  // rewrite the line in place
     std::fflush(stderr);
     progress_open_ = true;
-  } else {
+  } else if (shown) {
     fmt::print(stderr, "{}\n", message);
   }
   if (file_) {

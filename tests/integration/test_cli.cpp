@@ -107,7 +107,7 @@ TEST_F(CliTest, DescribeShowsTheSchema) {
   EXPECT_THAT(r.output, HasSubstr("default 1000"));
   Result unknown = host("plugins describe dataset/cifar");
   EXPECT_EQ(unknown.code, 2);
-  EXPECT_THAT(unknown.output, HasSubstr("unknown dataset plugin 'cifar'; known: cifar10, cifar100, fashion_mnist, synthetic"));
+  EXPECT_THAT(unknown.output, HasSubstr("unknown dataset plugin 'cifar'; known: cifar10, cifar100, fashion_mnist, image_folder, synthetic"));
 }
 
 TEST_F(CliTest, DryRunPrintsResolvedConfigAndPlanAndCreatesNothing) {

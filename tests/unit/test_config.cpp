@@ -66,7 +66,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "(did you mean 'name'?)"},
         BadConfig{"wrong_type.yaml", "2:9: experiment.seed: expected an integer >= 0, got 'abc'"},
         BadConfig{"out_of_range.yaml", "4:11: dataset_stats.dataset.size: expected an integer in [1, 1000000000], got '0'"},
-        BadConfig{"unknown_plugin.yaml", "3:13: dataset_stats.dataset.plugin: unknown dataset plugin 'cifar'; known: cifar10, cifar100, fashion_mnist, synthetic"},
+        BadConfig{"unknown_plugin.yaml", "3:13: dataset_stats.dataset.plugin: unknown dataset plugin 'cifar'; known: cifar10, cifar100, fashion_mnist, image_folder, synthetic"},
         BadConfig{"missing_required.yaml",
                   "2:3: dataset_stats.dataset: missing required key; expected a map {plugin: NAME, ...parameters}"},
         BadConfig{"bad_choice.yaml", "2:10: dataset_stats.split: expected one of: train, test, got 'validation'"},

@@ -22,7 +22,8 @@ class NAS_API Logger {
   Logger(const Logger&) = delete;
   Logger& operator=(const Logger&) = delete;
 
-  /// From now on every line also goes, timestamped, to `path` (appended).
+  /// From now on every line from info up also goes, timestamped, to `path` (appended), whatever the
+  /// terminal's threshold.
   void tee_to(const std::filesystem::path& path);
   void write(Level level, std::string_view message);
   /// A status line for long work: rewritten in place on a terminal, one line each in the log file.
