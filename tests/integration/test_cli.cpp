@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support.hpp"
+
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -23,14 +25,6 @@ struct Result {
 
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / fmt::format("nas_cli_{}_{}", getpid(),
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Runs nas-host in a scratch folder, with NAS_PLUGIN_PATH unset so only what the test says is loaded.
   Result host(const std::string& args) {
     std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} 2>&1", dir_.string(), NAS_HOST, args);
@@ -44,7 +38,8 @@ class CliTest : public ::testing::Test {
 
   static std::string quickstart() { return std::string(NAS_SOURCE_DIR) + "/configs/quickstart.yaml"; }
   static std::string small() { return std::string(NAS_TEST_CONFIGS) + "/good.yaml"; }  // synthetic data, seconds
-  fs::path dir_;
+  nas::test::ScratchDir scratch_;
+  const fs::path& dir_ = scratch_.path();
 };
 
 TEST_F(CliTest, VersionAndHelp) {

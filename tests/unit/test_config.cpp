@@ -9,20 +9,14 @@
 
 #include "nas/config.hpp"
 #include "nas/loader.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 namespace {
 
-const nas::Registry& registry() {
-  static const nas::Registry* r = [] {
-    auto* loaded = new nas::Registry();
-    nas::load_plugins(*loaded, {NAS_PLUGIN_DIR});
-    return loaded;
-  }();
-  return *r;
-}
+const nas::Registry& registry() { return nas::test::plugins(); }
 
 fs::path config(const std::string& name) { return fs::path(NAS_TEST_CONFIGS) / name; }
 

@@ -15,6 +15,7 @@
 #include "nas/data.hpp"
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -26,23 +27,11 @@ const fs::path kCifar10 = fs::path(NAS_SOURCE_DIR) / "../shared/data/cifar10/cif
 
 class DataTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    registry_ = new nas::Registry();
-    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR});
-  }
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / fmt::format("nas_data_{}_{}", getpid(),
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  static void SetUpTestSuite() { registry_ = &nas::test::plugins(); }
 
   std::unique_ptr<nas::Dataset> dataset(const std::string& name, std::map<std::string, nas::Value, std::less<>> params,
                                         nas::Split split = nas::Split::train) {
-    const nas::Entry& entry = registry_->require("dataset", name);
-    for (const nas::ParamSpec& spec : entry.schema)
-      if (spec.default_value) params.emplace(spec.name, *spec.default_value);
-    return registry_->create<nas::Dataset>(name, nas::Params(std::move(params)), context_, {split});
+    return registry_->create<nas::Dataset>(name, nas::test::params("dataset/" + name, std::move(params)), context_, {split});
   }
   std::unique_ptr<nas::Dataset> synthetic(std::int64_t size = 200) {
     return dataset("synthetic", {{"size", size}, {"height", std::int64_t{6}}, {"width", std::int64_t{5}},
@@ -57,12 +46,13 @@ class DataTest : public ::testing::Test {
     return "no error";
   }
 
-  static nas::Registry* registry_;
+  static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
   nas::Context context_{log_, 5, {}, c10::kCPU, registry_};
-  fs::path dir_;
+  nas::test::ScratchDir scratch_;
+  const fs::path& dir_ = scratch_.path();
 };
-nas::Registry* DataTest::registry_ = nullptr;
+const nas::Registry* DataTest::registry_ = nullptr;
 
 TEST_F(DataTest, HoldOutIsDisjointCompleteAndChosenBySeed) {
   auto d = synthetic(100);

@@ -11,31 +11,21 @@
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/space.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 namespace {
 
-std::string read(const fs::path& file) {
-  std::ifstream in(file);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 class NasnetSpaceTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    registry_ = new nas::Registry();
-    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR, fs::path(NAS_TEST_PLUGIN_ROOT) / "example_op"});
-  }
+  static void SetUpTestSuite() { registry_ = &nas::test::plugins(); }
   void SetUp() override { torch::manual_seed(0); }
 
   // The nasnet space with `changes` to its default parameters.
   std::unique_ptr<nas::Space> space(std::map<std::string, nas::Value, std::less<>> changes = {}) {
-    const nas::Entry& entry = registry_->require("space", "nasnet");
-    nas::Params defaults = nas::default_params(entry.schema, entry.key);
-    for (const auto& [name, value] : defaults.values()) changes.emplace(name, value);
-    return registry_->create<nas::Space>("nasnet", nas::Params(std::move(changes)), context_, {});
+    return registry_->create<nas::Space>("nasnet", nas::test::params("space/nasnet", std::move(changes)), context_, {});
   }
 
   static nas::ModelSpec tiny(std::int64_t F = 48) {
@@ -46,12 +36,12 @@ class NasnetSpaceTest : public ::testing::Test {
     return spec;
   }
 
-  static nas::Registry* registry_;
+  static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
   nas::Context context_{log_, 0, {}, c10::kCPU, registry_};
-  const std::string nasnet_a_ = read(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
+  const std::string nasnet_a_ = nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
 };
-nas::Registry* NasnetSpaceTest::registry_ = nullptr;
+const nas::Registry* NasnetSpaceTest::registry_ = nullptr;
 
 TEST_F(NasnetSpaceTest, DecisionsAreFiveABlockWithGrowingInputChoices) {
   std::vector<nas::Decision> d = space()->decisions();
@@ -274,7 +264,7 @@ TEST_P(BadGenotypeTest, NamesTheFileAndTheEntry) {
   fs::path file = fs::path(NAS_SOURCE_DIR) / "tests/genotypes/bad" / GetParam().file;
   auto s = space({{"blocks", std::int64_t{2}}});
   try {
-    s->canonical(read(file), file.string());
+    s->canonical(nas::test::read_text(file), file.string());
     FAIL() << "accepted";
   } catch (const nas::UsageError& e) {
     EXPECT_EQ(std::string(e.what()), file.string() + GetParam().message);

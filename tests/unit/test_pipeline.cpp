@@ -8,6 +8,7 @@
 
 #include "nas/loader.hpp"
 #include "nas/pipeline.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -16,14 +17,8 @@ namespace {
 
 class PipelineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / fmt::format("nas_pipeline_{}_{}", getpid(),
-                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  fs::path root_;
+  nas::test::ScratchDir scratch_;
+  const fs::path& root_ = scratch_.path();
 };
 
 TEST_F(PipelineTest, RunDirectoriesAreNeverReused) {

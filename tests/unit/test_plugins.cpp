@@ -9,28 +9,20 @@
 #include "nas/log.hpp"
 #include "nas/regularizer.hpp"
 #include "nas/space.hpp"
+#include "support.hpp"
 
 namespace {
 
 class PluginTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    registry_ = new nas::Registry();
-    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR});
-  }
-  // Parameters as the config would give them: every default, then `changes`.
-  static nas::Params params(const std::string& key, std::map<std::string, nas::Value, std::less<>> changes = {}) {
-    const nas::Entry* entry = registry_->find(key);
-    EXPECT_NE(entry, nullptr) << key;
-    for (const nas::ParamSpec& spec : entry->schema) changes.emplace(spec.name, *spec.default_value);
-    return nas::Params(std::move(changes));
-  }
+  static void SetUpTestSuite() { registry_ = &nas::test::plugins(); }
   nas::Context context(std::uint64_t seed) { return nas::Context{log_, seed, {}, c10::kCPU}; }
 
-  static nas::Registry* registry_;  // plugins stay loaded for the process, so does this
+  static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
 };
-nas::Registry* PluginTest::registry_ = nullptr;
+const nas::Registry* PluginTest::registry_ = nullptr;
+using nas::test::params;
 
 const std::vector<nas::Decision> kDecisions{{"a", 2}, {"b", 3}, {"c", 7}, {"d", 1}};
 

@@ -11,16 +11,12 @@
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/trainer.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 namespace {
-
-std::string read(const fs::path& file) {
-  std::ifstream in(file);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // Stands in for kill -9: throws before the given step.
 class KillAt final : public nas::Regularizer {
@@ -36,27 +32,15 @@ class KillAt final : public nas::Regularizer {
 
 class TrainerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    registry_ = new nas::Registry();
-    nas::load_plugins(*registry_, {NAS_PLUGIN_DIR});
-  }
+  static void SetUpTestSuite() { registry_ = &nas::test::plugins(); }
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / fmt::format("nas_trainer_{}_{}", getpid(),
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const nas::Entry& entry = registry_->require("space", "nasnet");
-    space_ = registry_->create<nas::Space>("nasnet", nas::default_params(entry.schema, entry.key), context_, {});
-    genotype_ = read(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
+    space_ = registry_->create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context_, {});
+    genotype_ = nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::unique_ptr<nas::Dataset> dataset(const std::string& name, std::map<std::string, nas::Value, std::less<>> params,
                                         nas::Split split = nas::Split::train) {
-    const nas::Entry& entry = registry_->require("dataset", name);
-    for (const nas::ParamSpec& spec : entry.schema)
-      if (spec.default_value) params.emplace(spec.name, *spec.default_value);
-    return registry_->create<nas::Dataset>(name, nas::Params(std::move(params)), context_, {split});
+    return registry_->create<nas::Dataset>(name, nas::test::params("dataset/" + name, std::move(params)), context_, {split});
   }
   std::shared_ptr<nas::Network> network(std::int64_t channels, std::int64_t classes, std::uint64_t seed = 0) {
     torch::manual_seed(seed);
@@ -79,14 +63,15 @@ class TrainerTest : public ::testing::Test {
     return true;
   }
 
-  static nas::Registry* registry_;
+  static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
   nas::Context context_{log_, 3, {}, c10::kCPU, registry_};
   std::unique_ptr<nas::Space> space_;
   std::string genotype_;
-  fs::path dir_;
+  nas::test::ScratchDir scratch_;
+  const fs::path& dir_ = scratch_.path();
 };
-nas::Registry* TrainerTest::registry_ = nullptr;
+const nas::Registry* TrainerTest::registry_ = nullptr;
 
 TEST_F(TrainerTest, LearnsFashionMnistFarAboveChance) {
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "Debian's dataset-fashion-mnist is absent";
@@ -121,8 +106,8 @@ TEST_F(TrainerTest, SameSeedSameWeights) {
   o.augmentation = {1, true};
   nas::Loader loader(*data, range(96), o, 4);
   auto regularizer = [&] {
-    const nas::Entry& e = registry_->require("regularizer", "scheduled_drop_path");
-    return registry_->create<nas::Regularizer>("scheduled_drop_path", nas::default_params(e.schema, e.key), context_, {});
+    return registry_->create<nas::Regularizer>("scheduled_drop_path", nas::test::params("regularizer/scheduled_drop_path"),
+                                               context_, {});
   };
   auto train = [&](std::uint64_t seed) {
     auto net = network(3, 10, seed);
@@ -145,8 +130,8 @@ TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
   nas::Loader loader(*data, range(64), o, 4);
   nas::TrainOptions options;
   options.epochs = 3;
-  const nas::Entry& e = registry_->require("regularizer", "scheduled_drop_path");
-  auto drop = registry_->create<nas::Regularizer>("scheduled_drop_path", nas::default_params(e.schema, e.key), context_, {});
+  auto drop = registry_->create<nas::Regularizer>("scheduled_drop_path", nas::test::params("regularizer/scheduled_drop_path"),
+                                                  context_, {});
 
   auto uninterrupted = network(3, 10);
   torch::manual_seed(7);

@@ -1,0 +1,63 @@
+// What the tests share: the shipped plugins loaded once, parameters with defaults, scratch folders.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "nas/loader.hpp"
+#include "nas/registry.hpp"
+
+namespace nas::test {
+
+/// The shipped plugins and the example third-party op, loaded once for the test process (plugins are
+/// never unloaded, so neither is this).
+inline const Registry& plugins() {
+  static const Registry* registry = [] {
+    auto* r = new Registry();
+    load_plugins(*r, {NAS_PLUGIN_DIR, std::filesystem::path(NAS_TEST_PLUGIN_ROOT) / "example_op"});
+    return r;
+  }();
+  return *registry;
+}
+
+/// The parameters of plugin `key` as a config would give them: its defaults, then `changes`.
+inline Params params(const std::string& key, std::map<std::string, Value, std::less<>> changes = {}) {
+  const Entry* entry = plugins().find(key);
+  if (!entry) throw Error(fmt::format("no plugin '{}'", key));
+  for (const ParamSpec& spec : entry->schema)
+    if (spec.default_value) changes.emplace(spec.name, *spec.default_value);
+  return Params(std::move(changes));
+}
+
+inline std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// A fresh folder for the running test, removed when it ends.
+class ScratchDir {
+ public:
+  ScratchDir()
+      : path_(std::filesystem::temp_directory_path() /
+              fmt::format("nas_test_{}_{}_{}", getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name(),
+                          ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() { std::filesystem::remove_all(path_); }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace nas::test
