@@ -86,12 +86,13 @@ std::string help_text(std::string_view usage, const po::options_description& des
 int run_command(const std::vector<std::string>& args) {
   std::string config_file;
   std::vector<std::string> overrides;
-  std::string run_dir;
+  std::string run_dir, resume;
   bool dry_run = false;
   PluginOptions plugins;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")
       ("dry-run", po::bool_switch(&dry_run), "print the resolved config and the plan, then exit")
+      ("resume", po::value(&resume), "continue the run in RUN_DIR (after a kill) with the config saved there")
       ("run-dir", po::value(&run_dir), "put the run in DIR (must not exist or be empty) instead of OUTPUT_DIR/NAME/TIMESTAMP")
       ("config", po::value(&config_file), "the pipeline's YAML file")
       ("override", po::value(&overrides), "KEY.PATH=VALUE, typed by the schema");
@@ -100,10 +101,19 @@ int run_command(const std::vector<std::string>& args) {
   positional.add("config", 1).add("override", -1);
   po::variables_map vm = parse(args, desc, positional, "run");
   if (vm.count("help")) {
-    fmt::print("{}", help_text("usage: nas-host run CONFIG [KEY.PATH=VALUE ...] [--dry-run] [--run-dir DIR]\n\n"
+    fmt::print("{}", help_text("usage: nas-host run CONFIG [KEY.PATH=VALUE ...] [--dry-run] [--run-dir DIR]\n"
+                               "       nas-host run --resume RUN_DIR\n\n"
                                "Runs the pipeline that CONFIG describes. Overrides set config values, e.g.\n"
-                               "experiment.seed=3 or dataset_stats.dataset.samples=500.\n", desc));
+                               "experiment.seed=3 or train.epochs=5. --resume continues a killed run where its\n"
+                               "checkpoints left it, in the same folder.\n", desc));
     return 0;
+  }
+  if (!resume.empty()) {
+    if (!config_file.empty() || !run_dir.empty())
+      throw UsageError("run: --resume takes the config saved in RUN_DIR; give neither CONFIG nor --run-dir");
+    config_file = (fs::path(resume) / "config.yaml").string();
+    if (!fs::is_regular_file(config_file))
+      throw UsageError(fmt::format("run: '{}' is not a run folder (it has no config.yaml)", resume));
   }
   if (config_file.empty()) throw UsageError("run: missing CONFIG; see 'nas-host run --help'");
 
@@ -121,8 +131,12 @@ int run_command(const std::vector<std::string>& args) {
                                : run_dir);
     return 0;
   }
+  if (!resume.empty()) {
+    run_pipeline(config, registry, log, resume, /*resumed=*/true);
+    return 0;
+  }
   fs::path dir = make_run_dir(config.experiment, run_dir.empty() ? std::nullopt : std::optional<fs::path>(run_dir));
-  run_pipeline(config, registry, log, dir);
+  run_pipeline(config, registry, log, dir, /*resumed=*/false);
   return 0;
 }
 

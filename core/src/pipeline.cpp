@@ -61,8 +61,9 @@ std::string plan_text(const PipelineConfig& config) {
   return text;
 }
 
-void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const fs::path& run_dir) {
-  {
+void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const fs::path& run_dir,
+                  bool resumed) {
+  if (!resumed) {
     std::ofstream out(run_dir / "config.yaml");
     out << config.resolved_yaml;
     if (!out) throw Error(fmt::format("cannot write '{}'", (run_dir / "config.yaml").string()));
@@ -72,7 +73,8 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
                                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);  // LibTorch may start with one thread on some machines
   c10::Device device = torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  log.info("run '{}' in {} ({} threads, device {})", config.experiment.name, run_dir.string(), threads, device.str());
+  log.info("{} '{}' in {} ({} threads, device {})", resumed ? "resuming run" : "run", config.experiment.name,
+           run_dir.string(), threads, device.str());
 
   Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry};
   for (const StageConfig& stage : config.stages) {

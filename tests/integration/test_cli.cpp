@@ -1,5 +1,7 @@
 // nas-host run as a user would: a child process, its exit code and what it prints.
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -143,6 +145,37 @@ TEST_F(CliTest, TrainStageWritesResultWeightsMetricsAndCheckpoint) {
   EXPECT_GE(result["test_top1"].get<double>(), 0.0);
   EXPECT_EQ(result["steps"], 2 * 5);  // 2 epochs of 160 / 32 steps
 
+}
+
+TEST_F(CliTest, AKilledTrainRunResumesToTheSameWeights) {
+  const std::string config = fmt::format("'{}/train_small.yaml' train.epochs=6", NAS_TEST_CONFIGS);
+  ASSERT_EQ(host(fmt::format("run {} --run-dir whole", config)).code, 0);
+
+  // Start the same run, kill -9 it once its first checkpoint exists, and resume it.
+  std::string start = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' run {} --run-dir killed >killed.log 2>&1 & echo $!",
+                                  dir_.string(), NAS_HOST, config);
+  FILE* pipe = popen(start.c_str(), "r");
+  pid_t pid = 0;
+  ASSERT_EQ(fscanf(pipe, "%d", &pid), 1);
+  pclose(pipe);
+  for (int i = 0; i < 100000 && !fs::exists(dir_ / "killed" / "checkpoint.pt") && kill(pid, 0) == 0; ++i) usleep(2000);
+  kill(pid, SIGKILL);
+  while (kill(pid, 0) == 0) usleep(2000);  // until it is gone
+  EXPECT_FALSE(fs::exists(dir_ / "killed" / "result.json")) << "killed before the end (if not, resuming is trivial)";
+
+  Result resumed = host("run --resume killed");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("resuming run 'train_small'"));
+  EXPECT_THAT(resumed.output, HasSubstr("resumed from"));
+  nlohmann::json whole = nlohmann::json::parse(std::ifstream(dir_ / "whole" / "result.json"));
+  nlohmann::json again = nlohmann::json::parse(std::ifstream(dir_ / "killed" / "result.json"));
+  EXPECT_EQ(again["steps"], whole["steps"]);
+  EXPECT_EQ(again["test_top1"], whole["test_top1"]);
+  EXPECT_EQ(nas::test::read_text(dir_ / "killed" / "weights.pt"), nas::test::read_text(dir_ / "whole" / "weights.pt"))
+      << "the same weights, byte for byte";
+
+  EXPECT_EQ(host("run --resume no_such_run").code, 2);
+  EXPECT_EQ(host(fmt::format("run {} --resume killed", config)).code, 2);
 }
 
 TEST_F(CliTest, BadConfigExitsTwoNamingThePosition) {

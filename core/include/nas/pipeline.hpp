@@ -20,9 +20,10 @@ NAS_API std::filesystem::path make_run_dir(const Experiment& experiment,
 /// What a run would do: stages in order, each plugin with its key, version and file.
 NAS_API std::string plan_text(const PipelineConfig& config);
 
-/// Saves the resolved config in `run_dir`, logs to run_dir/log.txt, sets threads and device, and
-/// runs every stage in order.
+/// Saves the resolved config in `run_dir` (unless `resumed`: it is already there), logs to
+/// run_dir/log.txt, sets threads and device, and runs every stage in order. A resumed run's stages
+/// continue from the checkpoints they left in run_dir.
 NAS_API void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log,
-                          const std::filesystem::path& run_dir);
+                          const std::filesystem::path& run_dir, bool resumed = false);
 
 }  // namespace nas
