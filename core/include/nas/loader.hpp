@@ -27,8 +27,8 @@ NAS_API std::vector<std::filesystem::path> plugin_search_path(const std::vector<
 /// Plugin files in `dirs`: every libnas_*.so, folder by folder, sorted by file name within each.
 NAS_API std::vector<std::filesystem::path> find_plugin_files(const std::vector<std::filesystem::path>& dirs);
 
-/// Loads one plugin file into `registry`; on any failure records a BrokenPlugin (the library stays
-/// loaded only if registration succeeded) and returns false. Libraries are never unloaded.
+/// Loads one plugin file into `registry`; on any failure records a BrokenPlugin naming the reason and
+/// returns false, having committed nothing. Libraries, once opened, are never unloaded.
 NAS_API bool load_plugin(Registry& registry, const std::filesystem::path& file);
 
 /// find_plugin_files + load_plugin for each.
