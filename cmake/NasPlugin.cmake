@@ -9,6 +9,7 @@ set(NAS_PLUGIN_VERSION_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/nas_plugin.map")
 
 # nas_use_torch_pch(<target>): reuse the precompiled <torch/torch.h> in the target's sources that include
 # it. Sources that do not include it skip the PCH: loading it costs more than such a source's whole compile.
+# The sources are read when CMake configures: after adding or removing that include, re-run cmake --preset.
 function(nas_use_torch_pch target)
   if(NOT TARGET nas_torch_pch)
     return()

@@ -1,9 +1,16 @@
 // Counting multiply-adds with LibTorch's RecordFunction observers: every aten::convolution and
 // aten::linear the forward pass dispatches is seen, whichever op plugin issued it.
+
+// RecordFunction has members that exist only without NDEBUG; the wheel's LibTorch is built with it, so
+// this file must see the same layout in every build type (a debug build would read garbage otherwise).
+#ifndef NDEBUG
+#define NDEBUG
+#endif
+
 #include "nas/cost.hpp"
 
+#include <ATen/ATen.h>
 #include <ATen/record_function.h>
-#include <torch/torch.h>
 
 namespace nas {
 namespace {
@@ -48,9 +55,9 @@ ModelCost measure_cost(Network& network, const std::vector<std::int64_t>& input)
   network.eval();
   std::vector<std::int64_t> shape{1};
   shape.insert(shape.end(), input.begin(), input.end());
-  at::Tensor images = torch::zeros(shape);
+  at::Tensor images = at::zeros(shape);
   {
-    torch::NoGradGuard no_grad;
+    at::NoGradGuard no_grad;
     t_layers = &cost.layers;
     auto handle = at::addThreadLocalCallback(
         at::RecordFunctionCallback(on_start, on_end).needsInputs(true).needsOutputs(true));
