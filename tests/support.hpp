@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "nas/dataset.hpp"
 #include "nas/loader.hpp"
 #include "nas/registry.hpp"
 
@@ -34,6 +35,12 @@ inline Params params(const std::string& key, std::map<std::string, Value, std::l
   for (const ParamSpec& spec : entry->schema)
     if (spec.default_value) changes.emplace(spec.name, *spec.default_value);
   return Params(std::move(changes));
+}
+
+/// The dataset plugin `name` with its defaults and `changes`, for one split.
+inline std::unique_ptr<Dataset> dataset(const Context& context, const std::string& name,
+                                        std::map<std::string, Value, std::less<>> changes, Split split = Split::train) {
+  return plugins().create<Dataset>(name, params("dataset/" + name, std::move(changes)), context, {split});
 }
 
 inline std::string read_text(const std::filesystem::path& file) {

@@ -65,8 +65,11 @@ struct PluginOptions {
   }
 };
 
-po::variables_map parse(const std::vector<std::string>& args, const po::options_description& desc,
-                        const po::positional_options_description& positional, std::string_view command) {
+// Parses a subcommand's arguments into the variables bound in `desc`. With --help, prints `usage` and
+// the options instead and returns true: the command then has nothing left to do.
+bool parse_or_help(const std::vector<std::string>& args, const po::options_description& desc,
+                   const po::positional_options_description& positional, std::string_view command,
+                   std::string_view usage) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
@@ -74,13 +77,11 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   } catch (const po::error& e) {
     throw UsageError(fmt::format("{}: {}; see 'nas-host {} --help'", command, e.what(), command));
   }
-  return vm;
-}
-
-std::string help_text(std::string_view usage, const po::options_description& desc) {
+  if (!vm.count("help")) return false;
   std::ostringstream out;
   out << usage << "\n" << desc;
-  return out.str();
+  fmt::print("{}", out.str());
+  return true;
 }
 
 int run_command(const std::vector<std::string>& args) {
@@ -99,15 +100,13 @@ int run_command(const std::vector<std::string>& args) {
   plugins.add_to(desc);
   po::positional_options_description positional;
   positional.add("config", 1).add("override", -1);
-  po::variables_map vm = parse(args, desc, positional, "run");
-  if (vm.count("help")) {
-    fmt::print("{}", help_text("usage: nas-host run CONFIG [KEY.PATH=VALUE ...] [--dry-run] [--run-dir DIR]\n"
-                               "       nas-host run --resume RUN_DIR\n\n"
-                               "Runs the pipeline that CONFIG describes. Overrides set config values, e.g.\n"
-                               "experiment.seed=3 or train.epochs=5. --resume continues a killed run where its\n"
-                               "checkpoints left it, in the same folder.\n", desc));
+  if (parse_or_help(args, desc, positional, "run",
+                    "usage: nas-host run CONFIG [KEY.PATH=VALUE ...] [--dry-run] [--run-dir DIR]\n"
+                    "       nas-host run --resume RUN_DIR\n\n"
+                    "Runs the pipeline that CONFIG describes. Overrides set config values, e.g.\n"
+                    "experiment.seed=3 or train.epochs=5. --resume continues a killed run where its\n"
+                    "checkpoints left it, in the same folder.\n"))
     return 0;
-  }
   if (!resume.empty()) {
     if (!config_file.empty() || !run_dir.empty())
       throw UsageError("run: --resume takes the config saved in RUN_DIR; give neither CONFIG nor --run-dir");
@@ -146,13 +145,11 @@ int plugins_list(const std::vector<std::string>& args) {
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json), "print JSON");
   plugins.add_to(desc);
-  po::variables_map vm = parse(args, desc, {}, "plugins list");
-  if (vm.count("help")) {
-    fmt::print("{}", help_text("usage: nas-host plugins list [--json] [--plugin-path DIR ...]\n\n"
-                               "Lists every factory the plugins register (key, kind, version, file) and every\n"
-                               "plugin file that failed to load, with the reason.\n", desc));
+  if (parse_or_help(args, desc, {}, "plugins list",
+                    "usage: nas-host plugins list [--json] [--plugin-path DIR ...]\n\n"
+                    "Lists every factory the plugins register (key, kind, version, file) and every\n"
+                    "plugin file that failed to load, with the reason.\n"))
     return 0;
-  }
   Logger log;
   Registry registry = plugins.load(log);
   if (json) {
@@ -188,12 +185,10 @@ int plugins_describe(const std::vector<std::string>& args) {
   plugins.add_to(desc);
   po::positional_options_description positional;
   positional.add("key", 1);
-  po::variables_map vm = parse(args, desc, positional, "plugins describe");
-  if (vm.count("help")) {
-    fmt::print("{}", help_text("usage: nas-host plugins describe KIND/NAME\n\n"
-                               "Shows a plugin's parameters: name, type, default, allowed values, doc.\n", desc));
+  if (parse_or_help(args, desc, positional, "plugins describe",
+                    "usage: nas-host plugins describe KIND/NAME\n\n"
+                    "Shows a plugin's parameters: name, type, default, allowed values, doc.\n"))
     return 0;
-  }
   if (key.empty()) throw UsageError("plugins describe: missing KEY (KIND/NAME); see 'nas-host plugins list'");
   Logger log;
   Registry registry = plugins.load(log);
@@ -261,13 +256,11 @@ int genotype_command(const std::vector<std::string>& args) {
   space_options.add_to(desc);
   po::positional_options_description positional;
   positional.add("file", 1);
-  po::variables_map vm = parse(args, desc, positional, "genotype");
-  if (vm.count("help")) {
-    fmt::print("{}", help_text("usage: nas-host genotype FILE [--to FMT | --from FMT] [--space NAME]\n\n"
-                               "Checks a genotype file and prints its canonical form and hash; with --to, prints it\n"
-                               "in another format; with --from, converts FILE from that format to a genotype file.\n", desc));
+  if (parse_or_help(args, desc, positional, "genotype",
+                    "usage: nas-host genotype FILE [--to FMT | --from FMT] [--space NAME]\n\n"
+                    "Checks a genotype file and prints its canonical form and hash; with --to, prints it\n"
+                    "in another format; with --from, converts FILE from that format to a genotype file.\n"))
     return 0;
-  }
   if (file.empty()) throw UsageError("genotype: missing FILE; see 'nas-host genotype --help'");
   if (!to.empty() && !from.empty()) throw UsageError("genotype: give --to or --from, not both");
   Logger log;
@@ -311,15 +304,13 @@ int inspect_command(const std::vector<std::string>& args) {
   space_options.add_to(desc);
   po::positional_options_description positional;
   positional.add("genotype", 1);
-  po::variables_map vm = parse(args, desc, positional, "inspect");
-  if (vm.count("help")) {
-    fmt::print("{}", help_text("usage: nas-host inspect GENOTYPE [--layout cifar|imagenet] [--N n] [--F f] [--input SIZE]\n"
-                               "                        [--classes K] [--json] [--dot FILE]\n\n"
-                               "Builds the network of a genotype file and reports its parameter count (auxiliary\n"
-                               "head excluded), the multiply-adds of one forward pass of one image, counted per\n"
-                               "layer, and the output shape of every stage.\n", desc));
+  if (parse_or_help(args, desc, positional, "inspect",
+                    "usage: nas-host inspect GENOTYPE [--layout cifar|imagenet] [--N n] [--F f] [--input SIZE]\n"
+                    "                        [--classes K] [--json] [--dot FILE]\n\n"
+                    "Builds the network of a genotype file and reports its parameter count (auxiliary\n"
+                    "head excluded), the multiply-adds of one forward pass of one image, counted per\n"
+                    "layer, and the output shape of every stage.\n"))
     return 0;
-  }
   if (genotype_file.empty()) throw UsageError("inspect: missing GENOTYPE; see 'nas-host inspect --help'");
   std::string text = read_file(genotype_file);
 

@@ -31,7 +31,7 @@ class DataTest : public ::testing::Test {
 
   std::unique_ptr<nas::Dataset> dataset(const std::string& name, std::map<std::string, nas::Value, std::less<>> params,
                                         nas::Split split = nas::Split::train) {
-    return registry_->create<nas::Dataset>(name, nas::test::params("dataset/" + name, std::move(params)), context_, {split});
+    return nas::test::dataset(context_, name, std::move(params), split);
   }
   std::unique_ptr<nas::Dataset> synthetic(std::int64_t size = 200) {
     return dataset("synthetic", {{"size", size}, {"height", std::int64_t{6}}, {"width", std::int64_t{5}},

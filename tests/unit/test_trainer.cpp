@@ -40,7 +40,7 @@ class TrainerTest : public ::testing::Test {
 
   std::unique_ptr<nas::Dataset> dataset(const std::string& name, std::map<std::string, nas::Value, std::less<>> params,
                                         nas::Split split = nas::Split::train) {
-    return registry_->create<nas::Dataset>(name, nas::test::params("dataset/" + name, std::move(params)), context_, {split});
+    return nas::test::dataset(context_, name, std::move(params), split);
   }
   std::shared_ptr<nas::Network> network(std::int64_t channels, std::int64_t classes, std::uint64_t seed = 0) {
     torch::manual_seed(seed);
