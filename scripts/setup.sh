@@ -10,6 +10,7 @@ packages=(
   libboost-dev libboost-program-options-dev  # Boost.DLL (header-only) and Boost.Program_options
   libyaml-cpp-dev                            # the pipeline config
   nlohmann-json3-dev                         # JSON output: plugins list --json, run outputs
+  libsqlite3-dev                             # the search's store (one SQLite file per run)
   zlib1g-dev                                 # gzipped IDX files (Fashion-MNIST)
   libturbojpeg0-dev libpng-dev               # JPEG and PNG decoding (dataset/image_folder)
   dataset-fashion-mnist                      # the embedded default data set: no download, ever

@@ -3,6 +3,7 @@
 
 #include "nas/controller.hpp"
 #include "nas/dataset.hpp"
+#include "nas/evaluator.hpp"
 #include "nas/op.hpp"
 #include "nas/regularizer.hpp"
 #include "nas/registry.hpp"
@@ -16,6 +17,7 @@ Op::~Op() = default;
 Controller::~Controller() = default;
 Dataset::~Dataset() = default;
 std::int64_t Dataset::label(std::int64_t index) const { return get(index).label; }
+Evaluator::~Evaluator() = default;
 Regularizer::~Regularizer() = default;
 void Regularizer::on_batch(at::Tensor&, const TrainingStep&) {}
 void Regularizer::on_step(Network&, const TrainingStep&) {}

@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
+#include "nas/context.hpp"
 #include "nas/error.hpp"
 
 namespace nas {
@@ -25,6 +26,10 @@ std::mt19937_64 generator(std::uint64_t seed, std::uint64_t stream, std::uint64_
 }
 
 }  // namespace
+
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
+  return generator(seed, stream, index)();
+}
 
 SplitIndices hold_out(const Dataset& train_split, std::int64_t validation, std::uint64_t seed) {
   std::int64_t n = train_split.size();

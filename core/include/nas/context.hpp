@@ -6,6 +6,8 @@
 
 #include <c10/core/Device.h>
 
+#include "nas/api.hpp"
+
 namespace nas {
 
 class Logger;
@@ -18,5 +20,9 @@ struct Context {
   c10::Device device = c10::kCPU;     ///< a GPU where there is one, else the CPU
   const Registry* registry = nullptr; ///< to build other plugins (a space builds its ops by name)
 };
+
+/// A seed for one use of the experiment seed: stream names the use, index the item (a child, an
+/// epoch); different (stream, index) give independent generators.
+NAS_API std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream, std::uint64_t index);
 
 }  // namespace nas

@@ -8,7 +8,7 @@
 namespace nas {
 
 const std::vector<StageDef>& builtin_stages() {
-  static const std::vector<StageDef> all{stages::dataset_stats(), stages::train()};
+  static const std::vector<StageDef> all{stages::dataset_stats(), stages::search(), stages::train()};
   return all;
 }
 

@@ -6,6 +6,7 @@
 namespace nas::stages {
 
 StageDef dataset_stats();
+StageDef search();
 StageDef train();
 
 }  // namespace nas::stages

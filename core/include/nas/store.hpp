@@ -1,0 +1,93 @@
+// The search's store: one SQLite file (WAL mode) in the run directory with one row per proposed
+// architecture and the controller's latest snapshot. Every change is one transaction, so a process
+// killed at any moment leaves a consistent store that `nas-host run --resume` continues from.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nas/api.hpp"
+
+namespace nas {
+
+struct Evaluation;
+
+/// Where a proposed architecture stands.
+enum class EvaluationStatus {
+  pending,    ///< proposed, not evaluated yet
+  ok,         ///< evaluated; has a reward
+  failed,     ///< evaluated; no reward, a failure reason
+  reused,     ///< an architecture with the same hash was evaluated before; its result was copied
+  cancelled,  ///< proposed, then the budget ran out before it was evaluated
+};
+NAS_API std::string_view to_string(EvaluationStatus status);
+
+struct StoredEvaluation {
+  std::int64_t index = 0;                ///< proposal order, from 0
+  std::int64_t round = 0;                ///< the controller step that proposed it
+  std::string space;                     ///< the space plugin's key
+  std::string hash;
+  std::string genotype;
+  std::vector<std::int64_t> decisions;
+  std::string memo;                      ///< the controller's, handed back when it observes the result
+  EvaluationStatus status = EvaluationStatus::pending;
+  std::optional<double> reward;          ///< the evaluator's, before any reward transform
+  std::optional<double> final_score;
+  std::map<std::string, double> metrics;
+  std::string failure;
+  std::optional<std::int64_t> reused_from;
+  std::string worker;                    ///< who evaluated it (host:pid)
+  double proposed_at = 0, started_at = 0, finished_at = 0;  ///< seconds since the epoch; 0: not yet
+};
+
+class NAS_API SearchStore {
+ public:
+  /// Opens `file`, creating it and its tables if needed. Throws Error naming the file if it is not
+  /// a search store.
+  explicit SearchStore(const std::filesystem::path& file);
+  ~SearchStore();
+  SearchStore(const SearchStore&) = delete;
+  SearchStore& operator=(const SearchStore&) = delete;
+
+  const std::filesystem::path& file() const { return file_; }
+
+  /// Adds pending rows (their index must continue the table's). One transaction.
+  void add_proposals(const std::vector<StoredEvaluation>& rows);
+  /// Marks a pending row ok or failed with its evaluation.
+  void record_result(std::int64_t index, const Evaluation& evaluation, std::string_view worker, double started_at,
+                     double finished_at);
+  /// Marks a pending row, at time `at`, as a copy of the finished row `from`.
+  void record_reuse(std::int64_t index, std::int64_t from, double at);
+  /// Marks every pending row cancelled.
+  void cancel_pending();
+
+  std::vector<StoredEvaluation> evaluations() const;
+  std::vector<StoredEvaluation> round(std::int64_t round) const;
+  /// The first ok or failed row with this hash.
+  std::optional<StoredEvaluation> first_evaluated(std::string_view hash) const;
+
+  struct Snapshot {
+    std::int64_t round = 0;  ///< the controller's state before proposing this round
+    std::string state;
+  };
+  /// Replaces the previous snapshot (states can be megabytes; only the latest is needed to resume).
+  void save_snapshot(const Snapshot& snapshot);
+  std::optional<Snapshot> latest_snapshot() const;
+
+  /// Small key-value facts about the search (e.g. seconds spent before a resume).
+  std::optional<std::string> meta(std::string_view key) const;
+  void set_meta(std::string_view key, std::string_view value);
+
+ private:
+  struct Db;
+  std::filesystem::path file_;
+  std::unique_ptr<Db> db_;
+};
+
+}  // namespace nas

@@ -1,0 +1,306 @@
+// Stage "search": the controller proposes architectures in rounds, the evaluator turns each into a
+// reward, the store records every step; none reaches into another (the controller sees decisions and
+// rewards, the evaluator candidates, the store rows). Outputs: search.sqlite, top/<rank>.genotype,
+// search.json.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "nas/controller.hpp"
+#include "nas/dataset.hpp"
+#include "nas/evaluator.hpp"
+#include "nas/log.hpp"
+#include "nas/regularizer.hpp"
+#include "nas/space.hpp"
+#include "nas/store.hpp"
+#include "stages/stages.hpp"
+
+namespace fs = std::filesystem;
+
+namespace nas::stages {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string worker_name() {
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  return fmt::format("{}:{}", host, getpid());
+}
+
+std::string duration_text(double seconds) {
+  auto s = static_cast<std::int64_t>(std::max(0.0, seconds));
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+struct Budget {
+  std::int64_t evaluations = 0;
+  double wall_time = 0;      // seconds; 0: none
+  double target_reward = 0;  // 0: none
+};
+
+/// The search's running state: what the store holds, summarized for progress and stopping.
+class Progress {
+ public:
+  Progress(Logger& log, Budget budget, double seconds_before)
+      : log_(log), budget_(budget), seconds_before_(seconds_before), start_(std::chrono::steady_clock::now()) {}
+
+  void proposed(std::int64_t count) { proposed_ += count; }
+  /// A row that is no longer pending; `now`: by this process (for the rate).
+  void finished(const StoredEvaluation& e, bool now) {
+    ++finished_;
+    if (now) ++finished_now_;
+    if (e.reward && (!best_ || *e.reward > *best_->reward)) best_ = e;
+  }
+
+  double seconds() const {
+    return seconds_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  std::int64_t proposed_count() const { return proposed_; }
+  std::int64_t finished_count() const { return finished_; }
+  const std::optional<StoredEvaluation>& best() const { return best_; }
+
+  /// Why the search must stop now, or empty.
+  std::string stop_reason(bool before_proposing) const {
+    if (best_ && budget_.target_reward > 0 && *best_->reward >= budget_.target_reward)
+      return fmt::format("reward {:.4f} reached the target {}", *best_->reward, budget_.target_reward);
+    if (budget_.wall_time > 0 && seconds() >= budget_.wall_time)
+      return fmt::format("wall time {} used", duration_text(budget_.wall_time));
+    if (before_proposing && proposed_ >= budget_.evaluations)
+      return fmt::format("{} evaluations done", budget_.evaluations);
+    return {};
+  }
+
+  void report(const StoredEvaluation& e, double took) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = finished_now_ / std::max(elapsed, 1e-9);  // per second, this process
+    std::string best = best_ ? fmt::format("{:.4f} (#{})", *best_->reward, best_->index) : "none";
+    std::string result = e.reward ? fmt::format("{:.4f}", *e.reward) : "failed";
+    if (e.status == EvaluationStatus::reused) result += fmt::format(" (reused #{})", *e.reused_from);
+    if (e.status == EvaluationStatus::failed) log_.warn("#{} failed: {}", e.index, e.failure);
+    std::string line = fmt::format("search: {}/{} · #{} {} · best {} · {:.1f}/min · ETA {}", finished_, budget_.evaluations,
+                                   e.index, result, best, 60 * rate,
+                                   rate > 0 ? duration_text((budget_.evaluations - finished_) / rate) : "?");
+    if (took >= 1.0)
+      log_.info("{} ({})", line, duration_text(took));  // slow evaluations: one line each, kept
+    else
+      log_.progress(line);
+  }
+
+ private:
+  Logger& log_;
+  Budget budget_;
+  double seconds_before_;
+  std::chrono::steady_clock::time_point start_;
+  std::int64_t proposed_ = 0, finished_ = 0, finished_now_ = 0;
+  std::optional<StoredEvaluation> best_;
+};
+
+std::function<double(double)> reward_transform(const std::string& name) {
+  if (name == "cube") return [](double r) { return r * r * r; };
+  return [](double r) { return r; };
+}
+
+/// Writes top/<rank>.genotype and search.json, and logs the table.
+void summarize(const SearchStore& store, const Space& space, std::int64_t top_k, const std::string& why,
+               const Context& context) {
+  std::vector<StoredEvaluation> rows = store.evaluations();
+  std::vector<StoredEvaluation> ranked;
+  std::set<std::string> seen;
+  std::stable_sort(rows.begin(), rows.end(), [](const StoredEvaluation& a, const StoredEvaluation& b) {
+    return a.reward.value_or(-INFINITY) > b.reward.value_or(-INFINITY);
+  });
+  for (const StoredEvaluation& e : rows)
+    if (e.status == EvaluationStatus::ok && static_cast<std::int64_t>(ranked.size()) < top_k && seen.insert(e.hash).second)
+      ranked.push_back(e);
+
+  std::map<EvaluationStatus, std::int64_t> counts;
+  for (const StoredEvaluation& e : rows) ++counts[e.status];
+  const fs::path top_dir = context.run_dir / "top";
+  fs::create_directories(top_dir);
+  std::string table = fmt::format("{:>4}  {:>6}  {:>8}  {:>8}  {:>9}  {}\n", "rank", "eval", "reward", "final", "params", "hash");
+  nlohmann::ordered_json top = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    const StoredEvaluation& e = ranked[i];
+    const fs::path file = top_dir / fmt::format("{}.genotype", i + 1);
+    std::ofstream(file) << fmt::format("# rank {} of {}: reward {:.6f}, evaluation #{}, hash {}\n", i + 1,
+                                       context.run_dir.string(), *e.reward, e.index, e.hash)
+                        << space.canonical(e.genotype, file.string());
+    auto params = e.metrics.find("params");
+    table += fmt::format("{:>4}  {:>6}  {:>8.4f}  {:>8}  {:>9}  {}\n", i + 1, fmt::format("#{}", e.index), *e.reward,
+                         e.final_score ? fmt::format("{:.4f}", *e.final_score) : "-",
+                         params != e.metrics.end() ? fmt::format("{:.3f}M", params->second / 1e6) : "-", e.hash);
+    top.push_back({{"rank", i + 1}, {"index", e.index}, {"hash", e.hash}, {"reward", *e.reward},
+                   {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
+                   {"metrics", e.metrics}, {"file", file.string()}});
+  }
+  nlohmann::ordered_json summary{{"stopped", why},
+                                 {"evaluated", counts[EvaluationStatus::ok] + counts[EvaluationStatus::failed]},
+                                 {"reused", counts[EvaluationStatus::reused]},
+                                 {"failed", counts[EvaluationStatus::failed]},
+                                 {"cancelled", counts[EvaluationStatus::cancelled]},
+                                 {"top", top}};
+  std::ofstream(context.run_dir / "search.json") << summary.dump(2) << "\n";
+  context.log.info("search stopped: {}; {} evaluated ({} failed), {} repeats reused; best cells in {}:\n{}", why,
+                   summary["evaluated"].get<std::int64_t>(), counts[EvaluationStatus::failed],
+                   counts[EvaluationStatus::reused], top_dir.string(), table);
+}
+
+void run(const StageConfig& stage, const Registry& registry, const Context& context) {
+  const Params& p = stage.params;
+  const PluginChoice& space_choice = *stage.one("space");
+  const PluginChoice& controller_choice = *stage.one("controller");
+  const PluginChoice& evaluator_choice = *stage.one("evaluator");
+  std::shared_ptr<const Space> space = registry.create<Space>(space_choice.entry->name, space_choice.params, context, {});
+  const std::vector<Decision> decisions = space->decisions();
+  auto controller = registry.create<Controller>(controller_choice.entry->name, controller_choice.params, context, {decisions});
+  EvaluatorArgs evaluator_args{space, nullptr, {}};
+  if (const PluginChoice* data = stage.one("dataset"))
+    evaluator_args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
+  for (const PluginChoice& r : stage.slots.at("regularizers"))
+    evaluator_args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
+  auto evaluator = registry.create<Evaluator>(evaluator_choice.entry->name, evaluator_choice.params, context, evaluator_args);
+
+  const Budget budget{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")};
+  const std::int64_t batch = p.get<std::int64_t>("batch");
+  const bool reuse = p.get<std::string>("repeats") == "reuse";
+  const auto transform = reward_transform(p.get<std::string>("reward_transform"));
+  const std::string worker = worker_name();
+
+  SearchStore store(context.run_dir / "search.sqlite");
+  std::int64_t round = 0;
+  if (auto snapshot = store.latest_snapshot()) {
+    controller->load_state(snapshot->state);
+    round = snapshot->round;
+  }
+  std::vector<StoredEvaluation> history = store.evaluations();
+  Progress progress(context.log, budget, std::stod(store.meta("seconds").value_or("0")));
+  for (const StoredEvaluation& e : history) {
+    if (e.status == EvaluationStatus::cancelled) continue;
+    progress.proposed(1);
+    if (e.status != EvaluationStatus::pending) progress.finished(e, false);
+  }
+  std::int64_t next_index = history.empty() ? 0 : history.back().index + 1;
+  context.log.info("search: {} ({} decisions), {}, {}; budget {} evaluations{}{}{}", space_choice.entry->key,
+                   decisions.size(), controller_choice.entry->key, evaluator_choice.entry->key, budget.evaluations,
+                   budget.wall_time > 0 ? fmt::format(", {}", duration_text(budget.wall_time)) : "",
+                   budget.target_reward > 0 ? fmt::format(", target reward {}", budget.target_reward) : "",
+                   history.empty() ? "" : fmt::format("; resuming at round {} with {} evaluations stored", round, progress.finished_count()));
+
+  // Why a search stops between evaluations (budget, time, target), or empty.
+  std::string why;
+  double overhead = 0, evaluating = 0;  // seconds, this process
+  std::int64_t done_now = 0;
+  while (why.empty()) {
+    auto round_start = std::chrono::steady_clock::now();
+    double round_evaluating = 0;
+    std::vector<StoredEvaluation> rows = store.round(round);
+    const bool replay = !rows.empty();  // proposed before an interruption: the controller proposes them again
+    if (!replay && !(why = progress.stop_reason(true)).empty()) break;
+    const std::int64_t count = replay ? static_cast<std::int64_t>(rows.size())
+                                      : std::min(batch, budget.evaluations - progress.proposed_count());
+    std::vector<Proposal> proposals = controller->propose(count);
+    if (static_cast<std::int64_t>(proposals.size()) != count)
+      throw Error(fmt::format("{} proposed {} architectures, asked for {}", controller_choice.entry->key, proposals.size(), count));
+    if (replay) {
+      for (std::size_t i = 0; i < rows.size(); ++i)
+        if (proposals[i].decisions != rows[i].decisions) {
+          context.log.warn("resume: {} proposes differently than before the interruption (is it deterministic?); "
+                           "round {} continues with the stored proposals", controller_choice.entry->key, round);
+          break;
+        }
+    } else {
+      for (Proposal& proposal : proposals) {
+        StoredEvaluation e;
+        e.index = next_index++;
+        e.round = round;
+        e.space = space_choice.entry->key;
+        try {
+          e.genotype = space->decode(proposal.decisions);
+        } catch (const UsageError& error) {
+          throw Error(fmt::format("{} proposed an invalid architecture: {}", controller_choice.entry->key, error.what()));
+        }
+        e.hash = architecture_hash(*space, e.genotype);
+        e.decisions = proposal.decisions;
+        e.memo = proposal.memo;
+        e.proposed_at = now_seconds();
+        rows.push_back(std::move(e));
+      }
+      store.add_proposals(rows);
+      progress.proposed(count);
+    }
+
+    for (StoredEvaluation& e : rows) {
+      if (e.status != EvaluationStatus::pending) continue;
+      if (!(why = progress.stop_reason(false)).empty()) break;
+      const double started = now_seconds();
+      std::optional<StoredEvaluation> earlier = reuse ? store.first_evaluated(e.hash) : std::nullopt;
+      if (earlier) {
+        store.record_reuse(e.index, earlier->index, started);
+      } else {
+        Evaluation result = evaluator->evaluate(Candidate{e.index, e.decisions, e.genotype, e.hash});
+        const double finished = now_seconds();
+        round_evaluating += finished - started;
+        store.record_result(e.index, result, worker, started, finished);
+      }
+      e = store.round(round)[static_cast<std::size_t>(e.index - rows.front().index)];
+      progress.finished(e, true);
+      ++done_now;
+      store.set_meta("seconds", fmt::format("{}", progress.seconds()));
+      progress.report(e, now_seconds() - started);
+    }
+    if (!why.empty()) store.cancel_pending();
+
+    std::vector<Outcome> outcomes;
+    for (const StoredEvaluation& e : rows) {
+      if (e.status == EvaluationStatus::pending) continue;  // cancelled by the budget
+      Outcome o{Proposal{e.decisions, e.memo}, std::nullopt, e.failure};
+      if (e.reward) o.reward = transform(*e.reward);
+      outcomes.push_back(std::move(o));
+    }
+    controller->observe(outcomes);
+    store.save_snapshot({++round, controller->save_state()});
+    evaluating += round_evaluating;
+    overhead += std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start).count() - round_evaluating;
+  }
+  if (done_now > 0 && evaluating > 0)
+    context.log.info("search overhead (controller, store, dispatch): {:.2f} ms per evaluation, {:.3f}% of evaluation time",
+                     1e3 * overhead / static_cast<double>(done_now), 100 * overhead / evaluating);
+  summarize(store, *space, p.get<std::int64_t>("top_k"), why, context);
+}
+
+}  // namespace
+
+StageDef search() {
+  using namespace param;
+  return StageDef{
+      "search",
+      "searches a space: a controller proposes architectures, an evaluator rewards them, a store records it all",
+      {integer("evaluations", 100).at_least(1).help("budget: architectures to propose (repeats included)"),
+       number("wall_time", 0.0).at_least(0).help("budget: seconds (across resumes); 0: none"),
+       number("target_reward", 0.0).help("stop once a reward reaches this; 0: never"),
+       integer("batch", 20).range(1, 100000).help("proposals per controller round (the controller observes a round at once)"),
+       choice("reward_transform", {"identity", "cube"}, "identity").help("what the controller learns from: reward or reward^3"),
+       choice("repeats", {"reuse", "evaluate"}, "reuse").help("an architecture evaluated before: reuse its result, or evaluate it again"),
+       integer("top_k", 5).range(1, 10000).help("best distinct architectures written to top/")},
+      {Slot{"space", "space", true, false, "the search space"},
+       Slot{"controller", "controller", true, false, "proposes architectures"},
+       Slot{"evaluator", "evaluator", true, false, "rewards them"},
+       Slot{"dataset", "dataset", false, false, "the data evaluators train on (evaluator/train)"},
+       Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"}},
+      run,
+  };
+}
+
+}  // namespace nas::stages

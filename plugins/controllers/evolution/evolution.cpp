@@ -1,0 +1,111 @@
+// controller/evolution: regularized (aging) evolution (Real et al. 2019). The first `population`
+// proposals are uniform; after that each proposal is the best of `sample` members drawn from the
+// population, with one decision mutated. Observed architectures join the population and the oldest
+// leaves, whatever its reward.
+#include <deque>
+#include <random>
+#include <sstream>
+
+#include "nas/controller.hpp"
+#include "nas/plugin.hpp"
+#include "nas/space.hpp"
+
+namespace {
+
+struct Member {
+  std::vector<std::int64_t> decisions;
+  double reward = 0;
+};
+
+class EvolutionController final : public nas::Controller {
+ public:
+  EvolutionController(std::vector<nas::Decision> decisions, std::int64_t population, std::int64_t sample,
+                      std::uint64_t seed)
+      : decisions_(std::move(decisions)), population_size_(population), sample_(sample), rng_(seed) {
+    if (sample_ > population_size_)
+      throw nas::UsageError(fmt::format("controller/evolution: sample ({}) is larger than population ({})", sample_,
+                                        population_size_));
+  }
+
+  std::vector<nas::Proposal> propose(std::int64_t count) override {
+    std::vector<nas::Proposal> out;
+    for (std::int64_t i = 0; i < count; ++i) {
+      // Until the population is full (or while every evaluation failed), explore uniformly.
+      if (random_proposals_ < population_size_ || population_.empty()) {
+        ++random_proposals_;
+        out.push_back({nas::sample_decisions(decisions_, rng_), {}});
+        continue;
+      }
+      std::uniform_int_distribution<std::size_t> pick(0, population_.size() - 1);
+      const Member* parent = nullptr;
+      for (std::int64_t s = 0; s < sample_; ++s) {
+        const Member& m = population_[pick(rng_)];
+        if (!parent || m.reward > parent->reward) parent = &m;
+      }
+      out.push_back({nas::mutate_decisions(decisions_, parent->decisions, rng_), {}});
+    }
+    return out;
+  }
+
+  void observe(const std::vector<nas::Outcome>& outcomes) override {
+    for (const nas::Outcome& o : outcomes) {
+      if (!o.reward) continue;  // a failed child has no fitness; it does not join
+      population_.push_back({o.proposal.decisions, *o.reward});
+      if (static_cast<std::int64_t>(population_.size()) > population_size_) population_.pop_front();  // aging
+    }
+  }
+
+  std::string save_state() const override {
+    std::ostringstream out;
+    out.precision(17);
+    out << rng_ << "\n" << random_proposals_ << " " << population_.size() << "\n";
+    for (const Member& m : population_) {
+      out << std::hexfloat << m.reward << std::defaultfloat << " " << m.decisions.size();
+      for (std::int64_t d : m.decisions) out << " " << d;
+      out << "\n";
+    }
+    return out.str();
+  }
+
+  void load_state(const std::string& state) override {
+    std::istringstream in(state);
+    std::size_t members = 0;
+    in >> rng_ >> random_proposals_ >> members;
+    std::deque<Member> population;
+    for (std::size_t i = 0; in && i < members; ++i) {
+      Member m;
+      std::string reward;
+      std::size_t n = 0;
+      in >> reward >> n;
+      m.reward = std::strtod(reward.c_str(), nullptr);  // hexfloat: exact
+      m.decisions.resize(n);
+      for (std::int64_t& d : m.decisions) in >> d;
+      population.push_back(std::move(m));
+    }
+    if (!in) throw nas::Error("controller/evolution: the saved state is truncated or not an evolution state");
+    population_ = std::move(population);
+  }
+
+ private:
+  std::vector<nas::Decision> decisions_;
+  std::int64_t population_size_, sample_;
+  std::mt19937_64 rng_;
+  std::int64_t random_proposals_ = 0;
+  std::deque<Member> population_;
+};
+
+void register_all(nas::Registrar& r) {
+  using namespace nas::param;
+  r.add<nas::Controller>(
+      "evolution", "regularized (aging) evolution: tournament selection, mutate one decision, the oldest dies",
+      {integer("population", 50).at_least(1).help("members kept (the first this many proposals are random)"),
+       integer("sample", 10).at_least(1).help("tournament size: members drawn to pick a parent")},
+      [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
+        return std::make_unique<EvolutionController>(args.decisions, p.get<std::int64_t>("population"),
+                                                     p.get<std::int64_t>("sample"), context.seed);
+      });
+}
+
+}  // namespace
+
+NAS_PLUGIN("evolution", "0.1.0", register_all)

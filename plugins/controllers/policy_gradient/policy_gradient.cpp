@@ -1,0 +1,281 @@
+// controller/ppo and controller/reinforce: the NASNet controller. A one-layer LSTM makes the
+// decisions in order; each decision has its own softmax over exactly its valid choices (a shared
+// softmax masked to them, per step), and the chosen option's embedding is the next step's input.
+// Rewards minus an exponential-moving-average baseline are the advantages; every `update_every`
+// results the policy takes Adam steps on the PPO clipped objective, or one plain policy-gradient step.
+#include <cmath>
+#include <random>
+#include <sstream>
+
+#include <torch/torch.h>
+
+#include "nas/controller.hpp"
+#include "nas/plugin.hpp"
+
+namespace {
+
+namespace nn = torch::nn;
+
+struct Settings {
+  std::int64_t hidden = 100;
+  double init_range = 0.1;
+  double lr = 0.00035;
+  double entropy_weight = 1e-5;
+  double baseline_decay = 0.95;
+  std::int64_t update_every = 20;
+  bool ppo = true;
+  double clip = 0.2;
+  std::int64_t epochs = 1;
+};
+
+class Policy : public nn::Module {
+ public:
+  Policy(const std::vector<nas::Decision>& decisions, std::int64_t hidden)
+      : cell_(register_module("lstm", nn::LSTMCell(hidden, hidden))),
+        start_(register_parameter("start", torch::zeros({1, hidden}))) {
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+      heads_.push_back(register_module(fmt::format("head{}", i), nn::Linear(hidden, decisions[i].choices)));
+      embeddings_.push_back(register_module(fmt::format("embedding{}", i), nn::Embedding(decisions[i].choices, hidden)));
+    }
+  }
+
+  struct Trace {
+    at::Tensor log_prob;  ///< (B): log-probability of each row's decisions
+    at::Tensor entropy;   ///< (B): summed entropy of the softmaxes along the way
+  };
+
+  /// Runs the LSTM along `actions` (B x D, int64). With `sample`, column i is first filled by
+  /// sample(i, probabilities B x choices_i), so the same call samples and scores.
+  Trace run(at::Tensor& actions, const std::function<void(std::size_t, const at::Tensor&)>& sample = {}) {
+    const std::int64_t batch = actions.size(0);
+    at::Tensor x = start_.expand({batch, start_.size(1)});
+    std::tuple<at::Tensor, at::Tensor> state{torch::zeros_like(x), torch::zeros_like(x)};
+    at::Tensor log_prob = torch::zeros({batch}), entropy = torch::zeros({batch});
+    for (std::size_t i = 0; i < heads_.size(); ++i) {
+      state = cell_->forward(x, state);
+      at::Tensor log_p = torch::log_softmax(heads_[i]->forward(std::get<0>(state)), 1);
+      if (sample) sample(i, log_p.exp().detach());
+      at::Tensor chosen = actions.select(1, static_cast<std::int64_t>(i));
+      log_prob = log_prob + log_p.gather(1, chosen.unsqueeze(1)).squeeze(1);
+      entropy = entropy - (log_p.exp() * log_p).sum(1);
+      x = embeddings_[i]->forward(chosen);
+    }
+    return {log_prob, entropy};
+  }
+
+ private:
+  nn::LSTMCell cell_;
+  at::Tensor start_;
+  std::vector<nn::Linear> heads_;
+  std::vector<nn::Embedding> embeddings_;
+};
+
+std::string exact(double v) { return fmt::format("{:a}", v); }
+double parse_exact(const std::string& text) { return std::strtod(text.c_str(), nullptr); }
+
+class PolicyGradientController final : public nas::Controller {
+ public:
+  PolicyGradientController(std::vector<nas::Decision> decisions, Settings settings, std::uint64_t seed)
+      : decisions_(std::move(decisions)), s_(settings), rng_(seed), policy_(std::make_shared<Policy>(decisions_, s_.hidden)),
+        optimizer_(policy_->parameters(), torch::optim::AdamOptions(s_.lr)) {
+    for (const nas::Decision& d : decisions_)
+      if (d.choices < 1) throw nas::Error(fmt::format("decision '{}' has {} choices; expected at least 1", d.name, d.choices));
+    // uniform(-init_range, init_range) from the controller's own generator: the same for a seed
+    // whatever else the process has drawn from torch's global generator.
+    std::uniform_real_distribution<float> init(static_cast<float>(-s_.init_range), static_cast<float>(s_.init_range));
+    torch::NoGradGuard no_grad;
+    for (at::Tensor& p : policy_->parameters()) {
+      at::Tensor values = torch::empty(p.sizes());
+      float* data = values.data_ptr<float>();
+      for (std::int64_t i = 0; i < values.numel(); ++i) data[i] = init(rng_);
+      p.copy_(values);
+    }
+  }
+
+  std::vector<nas::Proposal> propose(std::int64_t count) override {
+    torch::NoGradGuard no_grad;
+    at::Tensor actions = torch::zeros({count, static_cast<std::int64_t>(decisions_.size())}, torch::kInt64);
+    auto chosen = actions.accessor<std::int64_t, 2>();
+    Policy::Trace trace = policy_->run(actions, [&](std::size_t i, const at::Tensor& probs) {
+      at::Tensor p = probs.to(torch::kFloat64).contiguous();
+      auto rows = p.accessor<double, 2>();
+      std::uniform_real_distribution<double> uniform(0.0, 1.0);
+      for (std::int64_t b = 0; b < count; ++b) {
+        double u = uniform(rng_), sum = 0;
+        std::int64_t pick = rows.size(1) - 1;  // where rounding leaves u above the last sum
+        for (std::int64_t c = 0; c < rows.size(1); ++c)
+          if ((sum += rows[b][c]) > u) {
+            pick = c;
+            break;
+          }
+        chosen[b][static_cast<std::int64_t>(i)] = pick;
+      }
+    });
+    auto log_prob = trace.log_prob.accessor<float, 1>();
+    std::vector<nas::Proposal> out(static_cast<std::size_t>(count));
+    for (std::int64_t b = 0; b < count; ++b) {
+      for (std::int64_t i = 0; i < actions.size(1); ++i) out[b].decisions.push_back(chosen[b][i]);
+      out[b].memo = exact(log_prob[b]);  // the proposing policy's log-probability (PPO's ratio)
+    }
+    return out;
+  }
+
+  void observe(const std::vector<nas::Outcome>& outcomes) override {
+    for (const nas::Outcome& o : outcomes) {
+      if (!o.reward) continue;  // a failed child teaches nothing about accuracy
+      pending_.push_back({o.proposal.decisions, parse_exact(o.proposal.memo), *o.reward});
+      if (static_cast<std::int64_t>(pending_.size()) == s_.update_every) update();
+    }
+  }
+
+  std::string save_state() const override {
+    torch::serialize::OutputArchive archive, policy, optimizer;
+    policy_->save(policy);
+    optimizer_.save(optimizer);
+    archive.write("policy", policy);
+    archive.write("optimizer", optimizer);
+    std::ostringstream rng;
+    rng << rng_;
+    archive.write("rng", c10::IValue(rng.str()));
+    archive.write("baseline", c10::IValue(baseline_ ? exact(*baseline_) : std::string()));
+    std::string pending;
+    for (const Result& r : pending_) {
+      pending += exact(r.old_log_prob) + " " + exact(r.reward);
+      for (std::int64_t d : r.decisions) pending += " " + std::to_string(d);
+      pending += "\n";
+    }
+    archive.write("pending", c10::IValue(pending));
+    std::ostringstream out;
+    archive.save_to(out);
+    return out.str();
+  }
+
+  void load_state(const std::string& state) override {
+    try {
+      torch::serialize::InputArchive archive, policy, optimizer;
+      std::istringstream in(state);
+      archive.load_from(in);
+      archive.read("policy", policy);
+      archive.read("optimizer", optimizer);
+      policy_->load(policy);
+      optimizer_.load(optimizer);
+      c10::IValue value;
+      archive.read("rng", value);
+      std::istringstream rng(value.toStringRef());
+      rng >> rng_;
+      archive.read("baseline", value);
+      baseline_.reset();
+      if (!value.toStringRef().empty()) baseline_ = parse_exact(value.toStringRef());
+      archive.read("pending", value);
+      pending_.clear();
+      std::istringstream lines(value.toStringRef());
+      for (std::string line; std::getline(lines, line);) {
+        std::istringstream fields(line);
+        std::string log_prob, reward;
+        fields >> log_prob >> reward;
+        Result r{{}, parse_exact(log_prob), parse_exact(reward)};
+        for (std::int64_t d; fields >> d;) r.decisions.push_back(d);
+        pending_.push_back(std::move(r));
+      }
+    } catch (const c10::Error& e) {
+      throw nas::Error(fmt::format("controller: the saved state is not a policy-gradient state: {}",
+                                   std::string(e.what()).substr(0, std::string(e.what()).find('\n'))));
+    }
+  }
+
+ private:
+  struct Result {
+    std::vector<std::int64_t> decisions;
+    double old_log_prob = 0;
+    double reward = 0;
+  };
+
+  void update() {
+    const auto n = static_cast<std::int64_t>(pending_.size());
+    at::Tensor actions = torch::empty({n, static_cast<std::int64_t>(decisions_.size())}, torch::kInt64);
+    at::Tensor old_log_prob = torch::empty({n}), advantage = torch::empty({n});
+    double mean = 0;
+    for (const Result& r : pending_) mean += r.reward / static_cast<double>(n);
+    if (!baseline_) baseline_ = mean;  // the first batch: advantages around its mean
+    auto a = actions.accessor<std::int64_t, 2>();
+    auto old = old_log_prob.accessor<float, 1>();
+    auto adv = advantage.accessor<float, 1>();
+    for (std::int64_t b = 0; b < n; ++b) {
+      const Result& r = pending_[static_cast<std::size_t>(b)];
+      for (std::size_t i = 0; i < r.decisions.size(); ++i) a[b][static_cast<std::int64_t>(i)] = r.decisions[i];
+      old[b] = static_cast<float>(r.old_log_prob);
+      adv[b] = static_cast<float>(r.reward - *baseline_);
+    }
+    for (const Result& r : pending_) *baseline_ = s_.baseline_decay * *baseline_ + (1 - s_.baseline_decay) * r.reward;
+    pending_.clear();
+
+    for (std::int64_t epoch = 0; epoch < (s_.ppo ? s_.epochs : 1); ++epoch) {
+      Policy::Trace trace = policy_->run(actions);
+      at::Tensor objective;
+      if (s_.ppo) {
+        at::Tensor ratio = torch::exp(trace.log_prob - old_log_prob);
+        objective = torch::min(ratio * advantage, torch::clamp(ratio, 1 - s_.clip, 1 + s_.clip) * advantage);
+      } else {
+        objective = trace.log_prob * advantage;
+      }
+      at::Tensor loss = -(objective.mean() + s_.entropy_weight * trace.entropy.mean());
+      optimizer_.zero_grad();
+      loss.backward();
+      optimizer_.step();
+    }
+  }
+
+  std::vector<nas::Decision> decisions_;
+  Settings s_;
+  std::mt19937_64 rng_;
+  std::shared_ptr<Policy> policy_;
+  torch::optim::Adam optimizer_;
+  std::optional<double> baseline_;
+  std::vector<Result> pending_;
+};
+
+nas::Schema common_schema() {
+  using namespace nas::param;
+  return {integer("hidden", 100).range(1, 10000).help("LSTM hidden units (and embedding size)"),
+          number("init_range", 0.1).range(0, 10).help("weights start uniform in (-init_range, init_range)"),
+          number("lr", 0.00035).range(0, 10).help("Adam learning rate"),
+          number("entropy_weight", 1e-5).range(0, 10).help("weight of the entropy bonus"),
+          number("baseline_decay", 0.95).range(0, 1).help("decay of the reward baseline (exponential moving average)"),
+          integer("update_every", 20).range(1, 100000).help("results per policy update")};
+}
+
+Settings common_settings(const nas::Params& p) {
+  Settings s;
+  s.hidden = p.get<std::int64_t>("hidden");
+  s.init_range = p.get<double>("init_range");
+  s.lr = p.get<double>("lr");
+  s.entropy_weight = p.get<double>("entropy_weight");
+  s.baseline_decay = p.get<double>("baseline_decay");
+  s.update_every = p.get<std::int64_t>("update_every");
+  return s;
+}
+
+void register_all(nas::Registrar& r) {
+  using namespace nas::param;
+  nas::Schema ppo = common_schema();
+  ppo.push_back(number("clip", 0.2).range(0, 10).help("PPO clip range: the probability ratio is kept in [1-clip, 1+clip]"));
+  ppo.push_back(integer("epochs", 1).range(1, 1000).help("PPO passes over each batch of results"));
+  r.add<nas::Controller>("ppo", "the NASNet controller: LSTM policy trained with PPO (the paper's settings by default)",
+                         ppo, [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
+                           Settings s = common_settings(p);
+                           s.clip = p.get<double>("clip");
+                           s.epochs = p.get<std::int64_t>("epochs");
+                           return std::make_unique<PolicyGradientController>(args.decisions, s, context.seed);
+                         });
+  r.add<nas::Controller>("reinforce", "the NASNet controller's LSTM policy trained with plain REINFORCE",
+                         common_schema(),
+                         [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
+                           Settings s = common_settings(p);
+                           s.ppo = false;
+                           return std::make_unique<PolicyGradientController>(args.decisions, s, context.seed);
+                         });
+}
+
+}  // namespace
+
+NAS_PLUGIN("policy-gradient", "0.1.0", register_all)

@@ -1,0 +1,65 @@
+// evaluator/synthetic: a deterministic reward with a known optimum, for tests and controller studies.
+// A hidden target decision vector is drawn from `optimum_seed`; the reward is the fraction of the
+// candidate's decisions equal to the target's (1 at the optimum), plus Gaussian noise that is a
+// function of the architecture, so the same architecture always gets the same reward.
+#include <random>
+
+#include "nas/evaluator.hpp"
+#include "nas/plugin.hpp"
+#include "nas/space.hpp"
+
+namespace {
+
+class SyntheticEvaluator final : public nas::Evaluator {
+ public:
+  SyntheticEvaluator(const nas::Params& p, const nas::Space& space)
+      : seed_(static_cast<std::uint64_t>(p.get<std::int64_t>("optimum_seed"))),
+        noise_(p.get<double>("noise")),
+        fail_rate_(p.get<double>("fail_rate")) {
+    std::mt19937_64 rng(seed_);
+    for (const nas::Decision& d : space.decisions())
+      optimum_.push_back(std::uniform_int_distribution<std::int64_t>(0, d.choices - 1)(rng));
+  }
+
+  nas::Evaluation evaluate(const nas::Candidate& candidate) override {
+    nas::Evaluation out;
+    if (candidate.decisions.size() != optimum_.size()) {
+      out.failure = fmt::format("{} decisions, expected {}", candidate.decisions.size(), optimum_.size());
+      return out;
+    }
+    std::seed_seq seq(candidate.hash.begin(), candidate.hash.end());
+    std::mt19937_64 rng(seq);
+    rng.discard(seed_ % 1024);  // another optimum_seed, other noise
+    if (std::uniform_real_distribution<double>(0, 1)(rng) < fail_rate_) {
+      out.failure = fmt::format("synthetic failure (fail_rate {})", fail_rate_);
+      return out;
+    }
+    double matches = 0;
+    for (std::size_t i = 0; i < optimum_.size(); ++i) matches += candidate.decisions[i] == optimum_[i] ? 1 : 0;
+    double noise = noise_ > 0 ? std::normal_distribution<double>(0, noise_)(rng) : 0.0;
+    out.reward = matches / static_cast<double>(optimum_.size()) + noise;
+    out.final_score = matches / static_cast<double>(optimum_.size());  // the noiseless truth
+    return out;
+  }
+
+ private:
+  std::uint64_t seed_;
+  double noise_, fail_rate_;
+  std::vector<std::int64_t> optimum_;
+};
+
+void register_all(nas::Registrar& r) {
+  using namespace nas::param;
+  r.add<nas::Evaluator>(
+      "synthetic", "reward = fraction of decisions equal to a hidden optimum, plus noise (for tests)",
+      {integer("optimum_seed", 1).at_least(0).help("draws the hidden optimum"),
+       number("noise", 0.0).range(0, 10).help("standard deviation of the reward noise (fixed per architecture)"),
+       number("fail_rate", 0.0).range(0, 1).help("fraction of architectures whose evaluation fails")},
+      [](const nas::Params& p, const nas::Context&, const nas::EvaluatorArgs& args) {
+        return std::make_unique<SyntheticEvaluator>(p, *args.space);
+      });
+}
+
+}  // namespace
+
+NAS_PLUGIN("synthetic-evaluator", "0.1.0", register_all)
