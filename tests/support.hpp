@@ -1,7 +1,11 @@
 // What the tests share: the shipped plugins loaded once, parameters with defaults, scratch folders.
 #pragma once
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <array>
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -46,6 +50,22 @@ inline std::unique_ptr<Dataset> dataset(const Context& context, const std::strin
 inline std::string read_text(const std::filesystem::path& file) {
   std::ifstream in(file);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+struct HostResult {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+/// Runs nas-host in `dir` as a user would, with NAS_PLUGIN_PATH unset so only what `args` say is loaded.
+inline HostResult run_host(const std::filesystem::path& dir, const std::string& args) {
+  std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} 2>&1", dir.string(), NAS_HOST, args);
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 /// A fresh folder for the running test, removed when it ends.

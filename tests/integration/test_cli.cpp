@@ -20,23 +20,11 @@ using ::testing::Not;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr together
-};
+using Result = nas::test::HostResult;
 
 class CliTest : public ::testing::Test {
  protected:
-  // Runs nas-host in a scratch folder, with NAS_PLUGIN_PATH unset so only what the test says is loaded.
-  Result host(const std::string& args) {
-    std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} 2>&1", dir_.string(), NAS_HOST, args);
-    FILE* pipe = popen(command.c_str(), "r");
-    std::string output;
-    std::array<char, 4096> buffer;
-    while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-    int status = pclose(pipe);
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-  }
+  Result host(const std::string& args) { return nas::test::run_host(dir_, args); }
 
   static std::string quickstart() { return std::string(NAS_SOURCE_DIR) + "/configs/quickstart.yaml"; }
   static std::string small() { return std::string(NAS_TEST_CONFIGS) + "/good.yaml"; }  // synthetic data, seconds
@@ -112,8 +100,9 @@ TEST_F(CliTest, DryRunPrintsResolvedConfigAndPlanAndCreatesNothing) {
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("seed: 4"));
   EXPECT_THAT(r.output, HasSubstr("crop_padding: 0"));  // a default, filled in
-  EXPECT_THAT(r.output, HasSubstr("1. dataset_stats"));
-  EXPECT_THAT(r.output, HasSubstr("2. train"));
+  EXPECT_THAT(r.output, HasSubstr("1. search"));
+  EXPECT_THAT(r.output, HasSubstr("controller: controller/ppo"));
+  EXPECT_THAT(r.output, HasSubstr("libnas_evaluator_train.so"));
   EXPECT_THAT(r.output, HasSubstr("libnas_dataset_fashion_mnist.so"));
   EXPECT_THAT(r.output, HasSubstr("space: space/nasnet"));
   EXPECT_FALSE(fs::exists(dir_ / "runs"));

@@ -4,6 +4,7 @@
 
 #include "nas/controller.hpp"
 #include "nas/plugin.hpp"
+#include "nas/space.hpp"
 
 namespace {
 
@@ -17,9 +18,7 @@ class RandomController final : public nas::Controller {
 
   std::vector<nas::Proposal> propose(std::int64_t count) override {
     std::vector<nas::Proposal> out(static_cast<std::size_t>(count));
-    for (nas::Proposal& p : out)
-      for (const nas::Decision& d : decisions_)
-        p.decisions.push_back(std::uniform_int_distribution<std::int64_t>(0, d.choices - 1)(rng_));
+    for (nas::Proposal& p : out) p.decisions = nas::sample_decisions(decisions_, rng_);
     return out;
   }
 

@@ -10,13 +10,16 @@
 
 namespace {
 
+constexpr std::uint64_t kOptimumStream = 0x6f7074;  // "opt"
+
 class SyntheticEvaluator final : public nas::Evaluator {
  public:
   SyntheticEvaluator(const nas::Params& p, const nas::Space& space)
       : seed_(static_cast<std::uint64_t>(p.get<std::int64_t>("optimum_seed"))),
         noise_(p.get<double>("noise")),
         fail_rate_(p.get<double>("fail_rate")) {
-    std::mt19937_64 rng(seed_);
+    // Derived, not the seed itself: a controller seeded with the same number must not draw the optimum.
+    std::mt19937_64 rng(nas::derive_seed(seed_, kOptimumStream, 0));
     for (const nas::Decision& d : space.decisions())
       optimum_.push_back(std::uniform_int_distribution<std::int64_t>(0, d.choices - 1)(rng));
   }

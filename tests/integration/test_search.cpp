@@ -1,0 +1,197 @@
+// The search stage as a user runs it: what the store holds, what is written at the end, repeats,
+// failures, determinism, and resuming after kill -9.
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "nas/log.hpp"
+#include "nas/space.hpp"
+#include "nas/store.hpp"
+#include "support.hpp"
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+namespace {
+
+class SearchTest : public ::testing::Test {
+ protected:
+  nas::test::HostResult host(const std::string& args) { return nas::test::run_host(dir_, args); }
+  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", NAS_TEST_CONFIGS, name); }
+  std::vector<nas::StoredEvaluation> rows(const std::string& run) { return nas::SearchStore(dir_ / run / "search.sqlite").evaluations(); }
+
+  nas::test::ScratchDir scratch_;
+  const fs::path& dir_ = scratch_.path();
+};
+
+// What two runs must agree on: the architectures, in order, and what became of them.
+std::vector<std::tuple<std::int64_t, std::vector<std::int64_t>, std::string, std::string, std::optional<double>>> trajectory(
+    const std::vector<nas::StoredEvaluation>& rows) {
+  std::vector<std::tuple<std::int64_t, std::vector<std::int64_t>, std::string, std::string, std::optional<double>>> out;
+  for (const auto& e : rows) out.emplace_back(e.index, e.decisions, e.hash, std::string(nas::to_string(e.status)), e.reward);
+  return out;
+}
+
+TEST_F(SearchTest, RecordsEveryEvaluationAndWritesTheBest) {
+  auto r = host(fmt::format("run {} --run-dir out", config("search_synthetic")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("search stopped: 60 evaluations done"));
+  EXPECT_THAT(r.output, HasSubstr("rank"));
+
+  auto all = rows("out");
+  ASSERT_EQ(all.size(), 60u);
+  std::optional<double> best;
+  std::int64_t failed = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const auto& e = all[i];
+    EXPECT_EQ(e.index, static_cast<std::int64_t>(i));
+    EXPECT_EQ(e.round, e.index / 20);
+    EXPECT_EQ(e.space, "space/nasnet");
+    EXPECT_NE(e.status, nas::EvaluationStatus::pending);
+    if (e.status == nas::EvaluationStatus::failed) {
+      ++failed;
+      EXPECT_THAT(e.failure, HasSubstr("synthetic failure"));
+      EXPECT_FALSE(e.reward);
+    } else {
+      ASSERT_TRUE(e.reward);
+      if (!best || *e.reward > *best) best = e.reward;
+    }
+    if (e.status == nas::EvaluationStatus::ok) {
+      EXPECT_FALSE(e.worker.empty());
+      EXPECT_GE(e.finished_at, e.started_at);
+      EXPECT_GE(e.started_at, e.proposed_at);
+    }
+  }
+  EXPECT_GT(failed, 0) << "fail_rate 0.1 over 60: the search went on past failures";
+
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(dir_ / "out" / "search.json"));
+  EXPECT_EQ(summary["failed"], failed);
+  ASSERT_FALSE(summary["top"].empty());
+  EXPECT_DOUBLE_EQ(summary["top"][0]["reward"].get<double>(), *best);
+  // The top file is a genotype the space reads back to the stored architecture.
+  nas::Logger log(nas::Logger::Level::error);
+  nas::Context context{log, 0, {}, c10::kCPU, &nas::test::plugins()};
+  auto space = nas::test::plugins().create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context, {});
+  std::string top = nas::test::read_text(dir_ / "out" / "top" / "1.genotype");
+  EXPECT_EQ(nas::architecture_hash(*space, top), summary["top"][0]["hash"].get<std::string>());
+}
+
+TEST_F(SearchTest, SameSeedSameSearchOtherSeedAnother) {
+  ASSERT_EQ(host(fmt::format("run {} --run-dir a", config("search_synthetic"))).code, 0);
+  ASSERT_EQ(host(fmt::format("run {} --run-dir b", config("search_synthetic"))).code, 0);
+  ASSERT_EQ(host(fmt::format("run {} --run-dir c experiment.seed=3", config("search_synthetic"))).code, 0);
+  EXPECT_EQ(trajectory(rows("a")), trajectory(rows("b")));
+  EXPECT_NE(trajectory(rows("a")), trajectory(rows("c")));
+}
+
+// A space of few architectures makes repeats certain.
+constexpr const char* kTinySpace =
+    "search.space.blocks=1 search.space.ops=[identity,avg_pool_3x3] search.space.combines=[add] search.evaluator.fail_rate=0";
+
+TEST_F(SearchTest, RepeatedArchitecturesReuseTheStoredResultUnlessAskedNotTo) {
+  ASSERT_EQ(host(fmt::format("run {} --run-dir reuse {}", config("search_synthetic"), kTinySpace)).code, 0);
+  auto all = rows("reuse");
+  std::map<std::string, std::int64_t> evaluated;  // hash -> index
+  std::int64_t reused = 0;
+  for (const auto& e : all) {
+    if (e.status == nas::EvaluationStatus::reused) {
+      ++reused;
+      ASSERT_TRUE(e.reused_from);
+      const auto& from = all[static_cast<std::size_t>(*e.reused_from)];
+      EXPECT_EQ(from.hash, e.hash);
+      EXPECT_LT(from.index, e.index);
+      EXPECT_EQ(from.reward, e.reward);
+    } else {
+      EXPECT_TRUE(evaluated.emplace(e.hash, e.index).second) << "evaluated twice: " << e.hash;
+    }
+  }
+  EXPECT_GT(reused, 0);
+
+  ASSERT_EQ(host(fmt::format("run {} --run-dir again {} search.repeats=evaluate", config("search_synthetic"), kTinySpace)).code, 0);
+  std::set<std::string> hashes;
+  std::size_t evaluated_again = 0;
+  for (const auto& e : rows("again")) {
+    EXPECT_NE(e.status, nas::EvaluationStatus::reused);
+    hashes.insert(e.hash);
+    ++evaluated_again;
+  }
+  EXPECT_LT(hashes.size(), evaluated_again) << "some architecture was evaluated more than once";
+}
+
+// F = 4 is too narrow for cells that concatenate two or more outputs: building those children throws.
+TEST_F(SearchTest, ChildrenThatFailAreRecordedWithTheirReasonAndTheSearchGoesOn) {
+  auto r = host(fmt::format("run {} --run-dir out search.evaluator.F=4", config("search_train_small")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::int64_t ok = 0, failed = 0;
+  for (const auto& e : rows("out")) {
+    ASSERT_NE(e.status, nas::EvaluationStatus::pending);
+    if (e.status == nas::EvaluationStatus::failed) {
+      ++failed;
+      EXPECT_THAT(e.failure, HasSubstr("F = 4 is too small"));
+    } else {
+      ++ok;
+    }
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_GT(ok, 0);
+  EXPECT_EQ(ok + failed, 12);
+  EXPECT_THAT(r.output, HasSubstr(fmt::format("({} failed)", failed)));
+}
+
+TEST_F(SearchTest, AKilledSearchResumesWithNothingLostOrRepeated) {
+  ASSERT_EQ(host(fmt::format("run {} --run-dir whole", config("search_train_small"))).code, 0);
+
+  // The same search, killed with SIGKILL once a few children are stored, then resumed.
+  std::string start = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' run {} --run-dir killed >killed.log 2>&1 & echo $!",
+                                  dir_.string(), NAS_HOST, config("search_train_small"));
+  FILE* pipe = popen(start.c_str(), "r");
+  pid_t pid = 0;
+  ASSERT_EQ(fscanf(pipe, "%d", &pid), 1);
+  pclose(pipe);
+  const fs::path store = dir_ / "killed" / "search.sqlite";
+  auto finished = [&] {
+    if (!fs::exists(store)) return std::size_t{0};
+    std::size_t n = 0;
+    for (const auto& e : nas::SearchStore(store).evaluations()) n += e.status != nas::EvaluationStatus::pending;
+    return n;
+  };
+  while (finished() < 5 && kill(pid, 0) == 0) usleep(20000);
+  kill(pid, SIGKILL);
+  while (kill(pid, 0) == 0) usleep(2000);
+  const auto before = rows("killed");
+  ASSERT_LT(before.size() - static_cast<std::size_t>(std::count_if(before.begin(), before.end(), [](const auto& e) {
+              return e.status == nas::EvaluationStatus::pending;
+            })), 12u) << "killed before the end (if not, resuming is trivial)";
+
+  auto resumed = host("run --resume killed");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  const auto after = rows("killed");
+  EXPECT_EQ(trajectory(after), trajectory(rows("whole")));
+  for (const auto& e : before)  // what was finished before the kill was not evaluated again
+    if (e.status != nas::EvaluationStatus::pending) {
+      EXPECT_EQ(after[static_cast<std::size_t>(e.index)].finished_at, e.finished_at) << "#" << e.index;
+      EXPECT_EQ(after[static_cast<std::size_t>(e.index)].worker, e.worker) << "#" << e.index;
+    }
+}
+
+TEST_F(SearchTest, PpoOnNasBench201FindsAGoodCell) {
+  const fs::path tables = fs::path(NAS_SOURCE_DIR) / "../shared/data/nasbench201";
+  if (!fs::exists(tables / "nb201_12epoch.csv")) GTEST_SKIP() << "no NAS-Bench-201 tables at " << tables;
+  auto r = host(fmt::format("run '{}/configs/search_nb201_ppo.yaml' --run-dir out search.evaluations=200", NAS_SOURCE_DIR));
+  ASSERT_EQ(r.code, 0) << r.output;
+  nlohmann::json summary = nlohmann::json::parse(std::ifstream(dir_ / "out" / "search.json"));
+  const auto& best = summary["top"][0];
+  // 200 of the 15,625 cells: the best found is far above the median cell (about 0.70 validation, 0.89 test).
+  EXPECT_GT(best["reward"].get<double>(), 0.80);
+  EXPECT_GT(best["final_score"].get<double>(), 0.90);
+  EXPECT_LE(best["final_score"].get<double>(), 0.94374);  // the benchmark's best cell
+  EXPECT_THAT(nas::test::read_text(dir_ / "out" / "top" / "1.genotype"), HasSubstr("~0|+|"));
+}
+
+}  // namespace

@@ -1,0 +1,103 @@
+// The search store: rows through their lifecycle, snapshots, persistence, and errors naming the file.
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nas/evaluator.hpp"
+#include "nas/store.hpp"
+#include "support.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+nas::StoredEvaluation proposal(std::int64_t index, std::string hash) {
+  nas::StoredEvaluation e;
+  e.index = index;
+  e.round = index / 2;
+  e.space = "space/test";
+  e.hash = std::move(hash);
+  e.genotype = "genotype " + e.hash;
+  e.decisions = {index, 1, 2};
+  e.memo = std::string("memo\0with zero", 14);
+  e.proposed_at = 1000.0 + static_cast<double>(index);
+  return e;
+}
+
+TEST(StoreTest, RowsGoFromPendingToTheirResultAndSurviveReopening) {
+  nas::test::ScratchDir dir;
+  const auto file = dir.path() / "search.sqlite";
+  {
+    nas::SearchStore store(file);
+    store.add_proposals({proposal(0, "aa"), proposal(1, "bb"), proposal(2, "aa"), proposal(3, "cc")});
+    nas::Evaluation ok;
+    ok.reward = 0.75;
+    ok.final_score = 0.9;
+    ok.metrics = {{"params", 1234}, {"seconds", 2.5}};
+    store.record_result(0, ok, "host:1", 1010, 1020);
+    nas::Evaluation failed;
+    failed.failure = "diverged at step 3";
+    store.record_result(1, failed, "host:1", 1020, 1021);
+    ASSERT_TRUE(store.first_evaluated("aa"));
+    store.record_reuse(2, store.first_evaluated("aa")->index, 1022);
+    store.cancel_pending();
+    EXPECT_THROW(store.record_result(0, ok, "host:1", 0, 0), nas::Error);  // no longer pending
+  }
+  nas::SearchStore store(file);
+  auto rows = store.evaluations();
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0].status, nas::EvaluationStatus::ok);
+  EXPECT_EQ(rows[0].reward, 0.75);
+  EXPECT_EQ(rows[0].final_score, 0.9);
+  EXPECT_EQ(rows[0].metrics.at("params"), 1234);
+  EXPECT_EQ(rows[0].worker, "host:1");
+  EXPECT_EQ(rows[0].memo, std::string("memo\0with zero", 14));
+  EXPECT_EQ(rows[0].decisions, (std::vector<std::int64_t>{0, 1, 2}));
+  EXPECT_EQ(rows[1].status, nas::EvaluationStatus::failed);
+  EXPECT_FALSE(rows[1].reward);
+  EXPECT_EQ(rows[1].failure, "diverged at step 3");
+  EXPECT_EQ(rows[2].status, nas::EvaluationStatus::reused);
+  EXPECT_EQ(rows[2].reused_from, 0);
+  EXPECT_EQ(rows[2].reward, 0.75);
+  EXPECT_EQ(rows[3].status, nas::EvaluationStatus::cancelled);
+  EXPECT_EQ(store.round(1).size(), 2u);
+  EXPECT_FALSE(store.first_evaluated("cc"));
+}
+
+TEST(StoreTest, KeepsTheLatestSnapshotAndMeta) {
+  nas::test::ScratchDir dir;
+  nas::SearchStore store(dir.path() / "search.sqlite");
+  EXPECT_FALSE(store.latest_snapshot());
+  store.save_snapshot({1, std::string("state\0one", 9)});
+  store.save_snapshot({2, "state two"});
+  ASSERT_TRUE(store.latest_snapshot());
+  EXPECT_EQ(store.latest_snapshot()->round, 2);
+  EXPECT_EQ(store.latest_snapshot()->state, "state two");
+  EXPECT_FALSE(store.meta("seconds"));
+  store.set_meta("seconds", "1.5");
+  store.set_meta("seconds", "2.5");
+  EXPECT_EQ(store.meta("seconds"), "2.5");
+}
+
+TEST(StoreTest, AnIndexTakenTwiceAddsNothing) {
+  nas::test::ScratchDir dir;
+  nas::SearchStore store(dir.path() / "search.sqlite");
+  store.add_proposals({proposal(0, "aa")});
+  EXPECT_THROW(store.add_proposals({proposal(1, "bb"), proposal(0, "cc")}), nas::Error);
+  EXPECT_EQ(store.evaluations().size(), 1u);  // the whole batch or nothing
+}
+
+TEST(StoreTest, AFileThatIsNotAStoreIsAnErrorNamingIt) {
+  nas::test::ScratchDir dir;
+  const auto file = dir.path() / "notes.sqlite";
+  std::ofstream(file) << "these are my notes, not a database, and they are long enough to be read as a header\n";
+  try {
+    nas::SearchStore store(file);
+    FAIL() << "opened a text file";
+  } catch (const nas::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(file.string()));
+  }
+}
+
+}  // namespace
