@@ -28,46 +28,72 @@ struct Settings {
   std::int64_t epochs = 1;
 };
 
+// One softmax over every decision's options, masked at each step to that decision's own options
+// (rows offsets[i] .. offsets[i] + choices[i] of the head and of the embedding table). Sampling runs
+// the LSTM a step at a time (each choice is the next input); scoring known decisions for an update
+// runs it over the whole sequence at once, a few large ops instead of hundreds of small ones.
 class Policy : public nn::Module {
  public:
   Policy(const std::vector<nas::Decision>& decisions, std::int64_t hidden)
-      : cell_(register_module("lstm", nn::LSTMCell(hidden, hidden))),
+      : lstm_(register_module("lstm", nn::LSTM(nn::LSTMOptions(hidden, hidden)))),
         start_(register_parameter("start", torch::zeros({1, hidden}))) {
-    for (std::size_t i = 0; i < decisions.size(); ++i) {
-      heads_.push_back(register_module(fmt::format("head{}", i), nn::Linear(hidden, decisions[i].choices)));
-      embeddings_.push_back(register_module(fmt::format("embedding{}", i), nn::Embedding(decisions[i].choices, hidden)));
+    std::int64_t rows = 0;
+    std::vector<std::int64_t> offsets;
+    for (const nas::Decision& d : decisions) {
+      offsets.push_back(rows);
+      choices_.push_back(d.choices);
+      rows += d.choices;
+    }
+    offsets_ = torch::tensor(offsets, torch::kInt64);
+    mask_ = torch::full({static_cast<std::int64_t>(decisions.size()), rows}, -INFINITY);
+    for (std::size_t i = 0; i < decisions.size(); ++i) mask_[static_cast<std::int64_t>(i)].narrow(0, offsets[i], choices_[i]).zero_();
+    head_weight_ = register_parameter("head_weight", torch::zeros({rows, hidden}));
+    head_bias_ = register_parameter("head_bias", torch::zeros({rows}));
+    embedding_ = register_parameter("embedding", torch::zeros({rows, hidden}));
+  }
+
+  /// Samples decisions into `actions` (B x D, int64): column i is filled by pick(i, probabilities of
+  /// decision i's options, B x choices_i), which also tells the log-probability of its picks.
+  void sample(at::Tensor& actions, const std::function<void(std::size_t, const at::Tensor&)>& pick) {
+    const std::int64_t batch = actions.size(0);
+    at::Tensor x = start_.expand({batch, start_.size(1)});
+    at::Tensor h = torch::zeros_like(x), c = torch::zeros_like(x);
+    const auto offsets = offsets_.accessor<std::int64_t, 1>();
+    const std::vector<at::Tensor> w = lstm_->all_weights();  // w_ih, w_hh, b_ih, b_hh of the one layer
+    for (std::size_t i = 0; i < choices_.size(); ++i) {
+      const auto step = static_cast<std::int64_t>(i);
+      std::tie(h, c) = torch::lstm_cell(x, {h, c}, w[0], w[1], w[2], w[3]);
+      // Only this decision's rows: the same as the masked softmax over all of them.
+      pick(i, torch::softmax(torch::linear(h, head_weight_.narrow(0, offsets[step], choices_[i]),
+                                           head_bias_.narrow(0, offsets[step], choices_[i])), 1));
+      x = torch::embedding(embedding_, actions.select(1, step) + offsets[step]);
     }
   }
 
-  struct Trace {
+  struct Score {
     at::Tensor log_prob;  ///< (B): log-probability of each row's decisions
-    at::Tensor entropy;   ///< (B): summed entropy of the softmaxes along the way
+    at::Tensor entropy;   ///< (B): summed entropy of the decisions' softmaxes
   };
 
-  /// Runs the LSTM along `actions` (B x D, int64). With `sample`, column i is first filled by
-  /// sample(i, probabilities B x choices_i), so the same call samples and scores.
-  Trace run(at::Tensor& actions, const std::function<void(std::size_t, const at::Tensor&)>& sample = {}) {
-    const std::int64_t batch = actions.size(0);
-    at::Tensor x = start_.expand({batch, start_.size(1)});
-    std::tuple<at::Tensor, at::Tensor> state{torch::zeros_like(x), torch::zeros_like(x)};
-    at::Tensor log_prob = torch::zeros({batch}), entropy = torch::zeros({batch});
-    for (std::size_t i = 0; i < heads_.size(); ++i) {
-      state = cell_->forward(x, state);
-      at::Tensor log_p = torch::log_softmax(heads_[i]->forward(std::get<0>(state)), 1);
-      if (sample) sample(i, log_p.exp().detach());
-      at::Tensor chosen = actions.select(1, static_cast<std::int64_t>(i));
-      log_prob = log_prob + log_p.gather(1, chosen.unsqueeze(1)).squeeze(1);
-      entropy = entropy - (log_p.exp() * log_p).sum(1);
-      x = embeddings_[i]->forward(chosen);
-    }
+  /// The log-probability and entropy of given decisions (B x D, int64), differentiable.
+  Score score(const at::Tensor& actions) {
+    const std::int64_t batch = actions.size(0), steps = actions.size(1);
+    at::Tensor rows = actions + offsets_;  // (B, D): rows of the head and embedding table
+    at::Tensor inputs = torch::cat({start_.expand({1, batch, start_.size(1)}),
+                                    torch::embedding(embedding_, rows.narrow(1, 0, steps - 1).t())});  // (D, B, H)
+    at::Tensor outputs = std::get<0>(lstm_->forward(inputs));
+    at::Tensor log_p = torch::log_softmax(torch::linear(outputs, head_weight_, head_bias_) + mask_.unsqueeze(1), 2);
+    at::Tensor log_prob = log_p.gather(2, rows.t().unsqueeze(2)).squeeze(2).sum(0);
+    at::Tensor entropy = -(log_p.exp() * log_p.masked_fill(torch::isinf(log_p), 0)).sum({0, 2});
     return {log_prob, entropy};
   }
 
  private:
-  nn::LSTMCell cell_;
-  at::Tensor start_;
-  std::vector<nn::Linear> heads_;
-  std::vector<nn::Embedding> embeddings_;
+  nn::LSTM lstm_;
+  at::Tensor start_, head_weight_, head_bias_, embedding_;
+  at::Tensor offsets_;  // (D) first row of each decision
+  at::Tensor mask_;     // (D, rows): 0 on each decision's own rows, -inf elsewhere
+  std::vector<std::int64_t> choices_;
 };
 
 std::string exact(double v) { return fmt::format("{:a}", v); }
@@ -93,29 +119,29 @@ class PolicyGradientController final : public nas::Controller {
   }
 
   std::vector<nas::Proposal> propose(std::int64_t count) override {
-    torch::NoGradGuard no_grad;
+    c10::InferenceMode inference;
     at::Tensor actions = torch::zeros({count, static_cast<std::int64_t>(decisions_.size())}, torch::kInt64);
     auto chosen = actions.accessor<std::int64_t, 2>();
-    Policy::Trace trace = policy_->run(actions, [&](std::size_t i, const at::Tensor& probs) {
+    std::vector<double> log_prob(static_cast<std::size_t>(count), 0.0);
+    policy_->sample(actions, [&](std::size_t i, const at::Tensor& probs) {
       at::Tensor p = probs.to(torch::kFloat64).contiguous();
       auto rows = p.accessor<double, 2>();
       std::uniform_real_distribution<double> uniform(0.0, 1.0);
       for (std::int64_t b = 0; b < count; ++b) {
         double u = uniform(rng_), sum = 0;
-        std::int64_t pick = rows.size(1) - 1;  // where rounding leaves u above the last sum
-        for (std::int64_t c = 0; c < rows.size(1); ++c)
-          if ((sum += rows[b][c]) > u) {
-            pick = c;
-            break;
-          }
+        std::int64_t pick = 0;  // the last option with a chance, where rounding leaves u above the sum
+        for (std::int64_t c = 0; c < rows.size(1); ++c) {
+          if (rows[b][c] > 0) pick = c;
+          if ((sum += rows[b][c]) > u) break;
+        }
         chosen[b][static_cast<std::int64_t>(i)] = pick;
+        log_prob[static_cast<std::size_t>(b)] += std::log(rows[b][pick]);
       }
     });
-    auto log_prob = trace.log_prob.accessor<float, 1>();
     std::vector<nas::Proposal> out(static_cast<std::size_t>(count));
     for (std::int64_t b = 0; b < count; ++b) {
       for (std::int64_t i = 0; i < actions.size(1); ++i) out[b].decisions.push_back(chosen[b][i]);
-      out[b].memo = exact(log_prob[b]);  // the proposing policy's log-probability (PPO's ratio)
+      out[b].memo = exact(log_prob[static_cast<std::size_t>(b)]);  // the proposing policy's log-probability (PPO's ratio)
     }
     return out;
   }
@@ -210,7 +236,7 @@ class PolicyGradientController final : public nas::Controller {
     pending_.clear();
 
     for (std::int64_t epoch = 0; epoch < (s_.ppo ? s_.epochs : 1); ++epoch) {
-      Policy::Trace trace = policy_->run(actions);
+      Policy::Score trace = policy_->score(actions);
       at::Tensor objective;
       if (s_.ppo) {
         at::Tensor ratio = torch::exp(trace.log_prob - old_log_prob);
