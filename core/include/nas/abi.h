@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 #define NAS_ABI_MAJOR 1u
-#define NAS_ABI_MINOR 0u
+/* Minor versions add to what plugins may use; 1.1 added the evaluator kind. */
+#define NAS_ABI_MINOR 1u
 #define NAS_PLUGIN_ENTRY_SYMBOL "nas_plugin_entry"
 
 #ifdef __cplusplus
