@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -80,6 +81,23 @@ TEST_F(SearchTest, RecordsEveryEvaluationAndWritesTheBest) {
   auto space = nas::test::plugins().create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context, {});
   std::string top = nas::test::read_text(dir_ / "out" / "top" / "1.genotype");
   EXPECT_EQ(nas::architecture_hash(*space, top), summary["top"][0]["hash"].get<std::string>());
+}
+
+TEST_F(SearchTest, ATargetRewardOrWallTimeStopsTheSearchAndCancelsTheRest) {
+  auto r = host(fmt::format("run {} --run-dir target search.target_reward=0.3", config("search_synthetic")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("reached the target 0.3"));
+  auto all = rows("target");
+  ASSERT_FALSE(all.empty());
+  const auto last = std::find_if(all.begin(), all.end(), [](const auto& e) { return e.reward && *e.reward >= 0.3; });
+  ASSERT_NE(last, all.end());
+  for (auto e = all.begin(); e != all.end(); ++e)
+    EXPECT_EQ(e->status == nas::EvaluationStatus::cancelled, e > last) << "#" << e->index;
+
+  r = host(fmt::format("run {} --run-dir timed search.wall_time=1e-6", config("search_synthetic")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("wall time"));
+  EXPECT_EQ(nas::test::read_text(dir_ / "timed" / "search.json").find("\"evaluated\": 60"), std::string::npos);
 }
 
 TEST_F(SearchTest, SameSeedSameSearchOtherSeedAnother) {

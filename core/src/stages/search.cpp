@@ -157,6 +157,161 @@ void summarize(const SearchStore& store, const Space& space, std::int64_t top_k,
                    counts[EvaluationStatus::reused], top_dir.string(), table);
 }
 
+struct Settings {
+  Budget budget;
+  std::int64_t batch = 20;
+  bool reuse = true;
+  std::function<double(double)> transform;
+  std::string space_key, controller_key;
+};
+
+/// The loop: rounds of propose -> store -> evaluate each -> store -> observe -> snapshot.
+class Search {
+ public:
+  Search(Settings settings, const Space& space, Controller& controller, Evaluator& evaluator, SearchStore& store,
+         const Context& context)
+      : s_(std::move(settings)), space_(space), controller_(controller), evaluator_(evaluator), store_(store),
+        context_(context), worker_(worker_name()),
+        progress_(context.log, s_.budget, std::stod(store.meta("seconds").value_or("0"))) {
+    if (auto snapshot = store_.latest_snapshot()) {
+      controller_.load_state(snapshot->state);
+      round_ = snapshot->round;
+    }
+    const std::vector<StoredEvaluation> history = store_.evaluations();
+    for (const StoredEvaluation& e : history) {
+      if (e.status == EvaluationStatus::cancelled) continue;
+      progress_.proposed(1);
+      if (e.status != EvaluationStatus::pending) progress_.finished(e, false);
+    }
+    next_index_ = history.empty() ? 0 : history.back().index + 1;
+    resumed_ = !history.empty();
+  }
+
+  bool resumed() const { return resumed_; }
+  std::int64_t round() const { return round_; }
+  const Progress& progress() const { return progress_; }
+
+  /// Runs rounds until a budget stops the search; returns why it stopped.
+  std::string run() {
+    std::string why;
+    while (why.empty()) {
+      const auto round_start = std::chrono::steady_clock::now();
+      std::vector<StoredEvaluation> rows = store_.round(round_);
+      if (rows.empty()) {
+        if (!(why = progress_.stop_reason(true)).empty()) break;
+        rows = propose(std::min(s_.batch, s_.budget.evaluations - progress_.proposed_count()));
+      } else {
+        replay(rows);
+      }
+      double round_evaluating = 0;
+      for (StoredEvaluation& e : rows) {
+        if (e.status != EvaluationStatus::pending) continue;
+        if (!(why = progress_.stop_reason(false)).empty()) break;
+        round_evaluating += evaluate(e, rows.front().index);
+      }
+      if (!why.empty()) store_.cancel_pending();
+      observe(rows);
+      evaluating_ += round_evaluating;
+      overhead_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start).count() - round_evaluating;
+    }
+    if (evaluated_now_ > 0 && evaluating_ > 0)
+      context_.log.info("search overhead (controller, store, dispatch): {:.2f} ms per evaluation, {:.3f}% of evaluation time",
+                        1e3 * overhead_ / static_cast<double>(evaluated_now_), 100 * overhead_ / evaluating_);
+    return why;
+  }
+
+ private:
+  // A new round: the controller's proposals, decoded, hashed and stored as pending rows.
+  std::vector<StoredEvaluation> propose(std::int64_t count) {
+    std::vector<Proposal> proposals = checked_proposals(count);
+    std::vector<StoredEvaluation> rows;
+    for (Proposal& proposal : proposals) {
+      StoredEvaluation e;
+      e.index = next_index_++;
+      e.round = round_;
+      e.space = s_.space_key;
+      try {
+        e.genotype = space_.decode(proposal.decisions);
+      } catch (const UsageError& error) {
+        throw Error(fmt::format("{} proposed an invalid architecture: {}", s_.controller_key, error.what()));
+      }
+      e.hash = architecture_hash(space_, e.genotype);
+      e.decisions = std::move(proposal.decisions);
+      e.memo = std::move(proposal.memo);
+      e.proposed_at = now_seconds();
+      rows.push_back(std::move(e));
+    }
+    store_.add_proposals(rows);
+    progress_.proposed(count);
+    return rows;
+  }
+
+  // A round stored before an interruption: the restored controller proposes it again, which moves
+  // its generator where the uninterrupted run's was; the stored rows stay the round's.
+  void replay(const std::vector<StoredEvaluation>& rows) {
+    std::vector<Proposal> proposals = checked_proposals(static_cast<std::int64_t>(rows.size()));
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      if (proposals[i].decisions != rows[i].decisions) {
+        context_.log.warn("resume: {} proposes differently than before the interruption (is it deterministic?); "
+                          "round {} continues with the stored proposals", s_.controller_key, round_);
+        return;
+      }
+  }
+
+  std::vector<Proposal> checked_proposals(std::int64_t count) {
+    std::vector<Proposal> proposals = controller_.propose(count);
+    if (static_cast<std::int64_t>(proposals.size()) != count)
+      throw Error(fmt::format("{} proposed {} architectures, asked for {}", s_.controller_key, proposals.size(), count));
+    return proposals;
+  }
+
+  // Evaluates (or reuses) one pending row and stores the result; returns the seconds spent evaluating.
+  double evaluate(StoredEvaluation& e, std::int64_t first_of_round) {
+    const double started = now_seconds();
+    double evaluating = 0;
+    std::optional<StoredEvaluation> earlier = s_.reuse ? store_.first_evaluated(e.hash) : std::nullopt;
+    if (earlier) {
+      store_.record_reuse(e.index, earlier->index, started);
+    } else {
+      Evaluation result = evaluator_.evaluate(Candidate{e.index, e.decisions, e.genotype, e.hash});
+      const double finished = now_seconds();
+      evaluating = finished - started;
+      store_.record_result(e.index, result, worker_, started, finished);
+    }
+    e = store_.round(round_)[static_cast<std::size_t>(e.index - first_of_round)];  // as stored
+    progress_.finished(e, true);
+    ++evaluated_now_;
+    store_.set_meta("seconds", fmt::format("{}", progress_.seconds()));
+    progress_.report(e, now_seconds() - started);
+    return evaluating;
+  }
+
+  // The controller learns from the round's results; its state becomes the next round's snapshot.
+  void observe(const std::vector<StoredEvaluation>& rows) {
+    std::vector<Outcome> outcomes;
+    for (const StoredEvaluation& e : rows) {
+      if (e.status == EvaluationStatus::pending || e.status == EvaluationStatus::cancelled) continue;
+      Outcome o{Proposal{e.decisions, e.memo}, std::nullopt, e.failure};
+      if (e.reward) o.reward = s_.transform(*e.reward);
+      outcomes.push_back(std::move(o));
+    }
+    controller_.observe(outcomes);
+    store_.save_snapshot({++round_, controller_.save_state()});
+  }
+
+  Settings s_;
+  const Space& space_;
+  Controller& controller_;
+  Evaluator& evaluator_;
+  SearchStore& store_;
+  const Context& context_;
+  const std::string worker_;
+  Progress progress_;
+  std::int64_t round_ = 0, next_index_ = 0, evaluated_now_ = 0;
+  bool resumed_ = false;
+  double overhead_ = 0, evaluating_ = 0;  // seconds, this process
+};
+
 void run(const StageConfig& stage, const Registry& registry, const Context& context) {
   const Params& p = stage.params;
   const PluginChoice& space_choice = *stage.one("space");
@@ -172,111 +327,23 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
     evaluator_args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
   auto evaluator = registry.create<Evaluator>(evaluator_choice.entry->name, evaluator_choice.params, context, evaluator_args);
 
-  const Budget budget{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")};
-  const std::int64_t batch = p.get<std::int64_t>("batch");
-  const bool reuse = p.get<std::string>("repeats") == "reuse";
-  const auto transform = reward_transform(p.get<std::string>("reward_transform"));
-  const std::string worker = worker_name();
-
+  Settings settings{{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")},
+                    p.get<std::int64_t>("batch"),
+                    p.get<std::string>("repeats") == "reuse",
+                    reward_transform(p.get<std::string>("reward_transform")),
+                    space_choice.entry->key,
+                    controller_choice.entry->key};
+  const Budget budget = settings.budget;
   SearchStore store(context.run_dir / "search.sqlite");
-  std::int64_t round = 0;
-  if (auto snapshot = store.latest_snapshot()) {
-    controller->load_state(snapshot->state);
-    round = snapshot->round;
-  }
-  std::vector<StoredEvaluation> history = store.evaluations();
-  Progress progress(context.log, budget, std::stod(store.meta("seconds").value_or("0")));
-  for (const StoredEvaluation& e : history) {
-    if (e.status == EvaluationStatus::cancelled) continue;
-    progress.proposed(1);
-    if (e.status != EvaluationStatus::pending) progress.finished(e, false);
-  }
-  std::int64_t next_index = history.empty() ? 0 : history.back().index + 1;
+  Search search(std::move(settings), *space, *controller, *evaluator, store, context);
   context.log.info("search: {} ({} decisions), {}, {}; budget {} evaluations{}{}{}", space_choice.entry->key,
                    decisions.size(), controller_choice.entry->key, evaluator_choice.entry->key, budget.evaluations,
                    budget.wall_time > 0 ? fmt::format(", {}", duration_text(budget.wall_time)) : "",
                    budget.target_reward > 0 ? fmt::format(", target reward {}", budget.target_reward) : "",
-                   history.empty() ? "" : fmt::format("; resuming at round {} with {} evaluations stored", round, progress.finished_count()));
-
-  // Why a search stops between evaluations (budget, time, target), or empty.
-  std::string why;
-  double overhead = 0, evaluating = 0;  // seconds, this process
-  std::int64_t done_now = 0;
-  while (why.empty()) {
-    auto round_start = std::chrono::steady_clock::now();
-    double round_evaluating = 0;
-    std::vector<StoredEvaluation> rows = store.round(round);
-    const bool replay = !rows.empty();  // proposed before an interruption: the controller proposes them again
-    if (!replay && !(why = progress.stop_reason(true)).empty()) break;
-    const std::int64_t count = replay ? static_cast<std::int64_t>(rows.size())
-                                      : std::min(batch, budget.evaluations - progress.proposed_count());
-    std::vector<Proposal> proposals = controller->propose(count);
-    if (static_cast<std::int64_t>(proposals.size()) != count)
-      throw Error(fmt::format("{} proposed {} architectures, asked for {}", controller_choice.entry->key, proposals.size(), count));
-    if (replay) {
-      for (std::size_t i = 0; i < rows.size(); ++i)
-        if (proposals[i].decisions != rows[i].decisions) {
-          context.log.warn("resume: {} proposes differently than before the interruption (is it deterministic?); "
-                           "round {} continues with the stored proposals", controller_choice.entry->key, round);
-          break;
-        }
-    } else {
-      for (Proposal& proposal : proposals) {
-        StoredEvaluation e;
-        e.index = next_index++;
-        e.round = round;
-        e.space = space_choice.entry->key;
-        try {
-          e.genotype = space->decode(proposal.decisions);
-        } catch (const UsageError& error) {
-          throw Error(fmt::format("{} proposed an invalid architecture: {}", controller_choice.entry->key, error.what()));
-        }
-        e.hash = architecture_hash(*space, e.genotype);
-        e.decisions = proposal.decisions;
-        e.memo = proposal.memo;
-        e.proposed_at = now_seconds();
-        rows.push_back(std::move(e));
-      }
-      store.add_proposals(rows);
-      progress.proposed(count);
-    }
-
-    for (StoredEvaluation& e : rows) {
-      if (e.status != EvaluationStatus::pending) continue;
-      if (!(why = progress.stop_reason(false)).empty()) break;
-      const double started = now_seconds();
-      std::optional<StoredEvaluation> earlier = reuse ? store.first_evaluated(e.hash) : std::nullopt;
-      if (earlier) {
-        store.record_reuse(e.index, earlier->index, started);
-      } else {
-        Evaluation result = evaluator->evaluate(Candidate{e.index, e.decisions, e.genotype, e.hash});
-        const double finished = now_seconds();
-        round_evaluating += finished - started;
-        store.record_result(e.index, result, worker, started, finished);
-      }
-      e = store.round(round)[static_cast<std::size_t>(e.index - rows.front().index)];
-      progress.finished(e, true);
-      ++done_now;
-      store.set_meta("seconds", fmt::format("{}", progress.seconds()));
-      progress.report(e, now_seconds() - started);
-    }
-    if (!why.empty()) store.cancel_pending();
-
-    std::vector<Outcome> outcomes;
-    for (const StoredEvaluation& e : rows) {
-      if (e.status == EvaluationStatus::pending) continue;  // cancelled by the budget
-      Outcome o{Proposal{e.decisions, e.memo}, std::nullopt, e.failure};
-      if (e.reward) o.reward = transform(*e.reward);
-      outcomes.push_back(std::move(o));
-    }
-    controller->observe(outcomes);
-    store.save_snapshot({++round, controller->save_state()});
-    evaluating += round_evaluating;
-    overhead += std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start).count() - round_evaluating;
-  }
-  if (done_now > 0 && evaluating > 0)
-    context.log.info("search overhead (controller, store, dispatch): {:.2f} ms per evaluation, {:.3f}% of evaluation time",
-                     1e3 * overhead / static_cast<double>(done_now), 100 * overhead / evaluating);
+                   search.resumed() ? fmt::format("; resuming at round {} with {} evaluations stored", search.round(),
+                                                  search.progress().finished_count())
+                                    : "");
+  const std::string why = search.run();
   summarize(store, *space, p.get<std::int64_t>("top_k"), why, context);
 }
 
