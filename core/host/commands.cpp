@@ -56,6 +56,14 @@ struct PluginOptions {
         ("no-default-plugins", po::bool_switch(&no_default), "do not load the plugins installed next to nas-host");
   }
 
+  /// The same options as arguments, for a worker process.
+  std::vector<std::string> as_args() const {
+    std::vector<std::string> args;
+    for (const std::string& d : dirs) args.insert(args.end(), {"--plugin-path", fs::absolute(d).string()});
+    if (no_default) args.push_back("--no-default-plugins");
+    return args;
+  }
+
   Registry load(Logger& log, const std::vector<fs::path>& config_dirs = {}) const {
     std::vector<fs::path> explicit_dirs(dirs.begin(), dirs.end());
     explicit_dirs.insert(explicit_dirs.end(), config_dirs.begin(), config_dirs.end());
@@ -88,6 +96,7 @@ int run_command(const std::vector<std::string>& args) {
   std::string config_file;
   std::vector<std::string> overrides;
   std::string run_dir, resume;
+  std::int64_t nproc = 0;
   bool dry_run = false;
   PluginOptions plugins;
   po::options_description desc("options");
@@ -95,17 +104,19 @@ int run_command(const std::vector<std::string>& args) {
       ("dry-run", po::bool_switch(&dry_run), "print the resolved config and the plan, then exit")
       ("resume", po::value(&resume), "continue the run in RUN_DIR (after a kill) with the config saved there")
       ("run-dir", po::value(&run_dir), "put the run in DIR (must not exist or be empty) instead of OUTPUT_DIR/NAME/TIMESTAMP")
+      ("nproc", po::value(&nproc), "start N worker processes on this machine that evaluate the search's architectures")
       ("config", po::value(&config_file), "the pipeline's YAML file")
       ("override", po::value(&overrides), "KEY.PATH=VALUE, typed by the schema");
   plugins.add_to(desc);
   po::positional_options_description positional;
   positional.add("config", 1).add("override", -1);
   if (parse_or_help(args, desc, positional, "run",
-                    "usage: nas-host run CONFIG [KEY.PATH=VALUE ...] [--dry-run] [--run-dir DIR]\n"
-                    "       nas-host run --resume RUN_DIR\n\n"
+                    "usage: nas-host run CONFIG [KEY.PATH=VALUE ...] [--dry-run] [--run-dir DIR] [--nproc N]\n"
+                    "       nas-host run --resume RUN_DIR [--nproc N]\n\n"
                     "Runs the pipeline that CONFIG describes. Overrides set config values, e.g.\n"
                     "experiment.seed=3 or train.epochs=5. --resume continues a killed run where its\n"
-                    "checkpoints left it, in the same folder.\n"))
+                    "checkpoints left it, in the same folder. --nproc N starts N workers on this\n"
+                    "machine; under torchrun or SLURM every process runs this same command.\n"))
     return 0;
   if (!resume.empty()) {
     if (!config_file.empty() || !run_dir.empty())
@@ -130,12 +141,17 @@ int run_command(const std::vector<std::string>& args) {
                                : run_dir);
     return 0;
   }
-  if (!resume.empty()) {
-    run_pipeline(config, registry, log, resume, /*resumed=*/true);
+  if (launcher_rank() > 0) {  // a worker (torchrun, SLURM, or started by --nproc): rank 0 owns the run
+    serve_pipeline(config, registry, log);
     return 0;
   }
-  fs::path dir = make_run_dir(config.experiment, run_dir.empty() ? std::nullopt : std::optional<fs::path>(run_dir));
-  run_pipeline(config, registry, log, dir, /*resumed=*/false);
+  if (nproc < 0) throw UsageError(fmt::format("run: --nproc {}: expected 0 or more worker processes", nproc));
+  RunOptions options{!resume.empty(), nproc, {"nas-host", "run"}};
+  for (const std::string& a : plugins.as_args()) options.worker_command.push_back(a);
+  options.worker_command.push_back("--resume");
+  fs::path dir = !resume.empty() ? fs::path(resume)
+                                 : make_run_dir(config.experiment, run_dir.empty() ? std::nullopt : std::optional<fs::path>(run_dir));
+  run_pipeline(config, registry, log, dir, options);
   return 0;
 }
 

@@ -1,6 +1,9 @@
 // Running a resolved pipeline.
 #include "nas/pipeline.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -9,6 +12,8 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
+
+#include "cluster.hpp"
 
 namespace fs = std::filesystem;
 
@@ -61,22 +66,84 @@ std::string plan_text(const PipelineConfig& config) {
   return text;
 }
 
+std::int64_t launcher_rank() { return World::from_environment().rank; }
+
+namespace {
+
+// Starts worker ranks 1..nproc on this machine, each `command RUN_DIR` with the launcher's variables.
+std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& options, const fs::path& run_dir) {
+  std::vector<pid_t> pids;
+  for (std::int64_t rank = 1; rank <= options.nproc; ++rank) {
+    std::vector<std::string> args = options.worker_command;
+    args.push_back(run_dir.string());
+    pid_t pid = fork();
+    if (pid < 0) throw Error(fmt::format("cannot start worker {}: fork failed", rank));
+    if (pid == 0) {
+      setenv("RANK", std::to_string(rank).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(options.nproc + 1).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(rank - 1).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(options.nproc).c_str(), 1);
+      setenv("MASTER_ADDR", cluster.world().master_addr.c_str(), 1);
+      setenv("MASTER_PORT", std::to_string(cluster.port()).c_str(), 1);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv("/proc/self/exe", argv.data());
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Threads for a worker: the machine's cores split among the workers on it.
+int worker_threads(const PipelineConfig& config) {
+  if (config.experiment.threads > 0) return static_cast<int>(config.experiment.threads);
+  const char* local = std::getenv("LOCAL_WORLD_SIZE");
+  const int workers = std::max(1, local ? std::atoi(local) : 1);
+  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / workers);
+}
+
+c10::Device pick_device(std::int64_t local_rank) {
+  if (!torch::cuda::is_available()) return c10::Device(c10::kCPU);
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % static_cast<std::int64_t>(torch::cuda::device_count())));
+}
+
+constexpr std::chrono::seconds kStoreTimeout{300};  // connecting, and a worker waiting for rank 0
+
+}  // namespace
+
 void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const fs::path& run_dir,
-                  bool resumed) {
-  if (!resumed) {
+                  const RunOptions& options) {
+  if (!options.resumed) {
     std::ofstream out(run_dir / "config.yaml");
     out << config.resolved_yaml;
     if (!out) throw Error(fmt::format("cannot write '{}'", (run_dir / "config.yaml").string()));
   }
   log.tee_to(run_dir / "log.txt");
+  World world = World::from_environment();
+  if (options.nproc > 0) {
+    if (world.size > 1) throw UsageError("run: --nproc starts workers itself; do not combine it with torchrun or SLURM");
+    world = World{0, options.nproc + 1, 0, "127.0.0.1", 0, false, "nas-host"};  // loopback only, a free port
+  }
+  std::optional<Cluster> cluster;
+  std::vector<pid_t> workers;
+  if (world.size > 1) {
+    cluster.emplace(world, kStoreTimeout);
+    cluster->store().set("run_dir", fmt::format("{}", fs::absolute(run_dir).string()));
+    if (options.nproc > 0) workers = start_workers(*cluster, options, run_dir);
+    log.info("{} processes ({}): this one coordinates, store on {}:{}", world.size, world.launcher, world.master_addr,
+             cluster->port());
+  }
   int threads = config.experiment.threads > 0 ? static_cast<int>(config.experiment.threads)
                                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);  // LibTorch may start with one thread on some machines
-  c10::Device device = torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  log.info("{} '{}' in {} ({} threads, device {})", resumed ? "resuming run" : "run", config.experiment.name,
+  c10::Device device = pick_device(world.local_rank);
+  log.info("{} '{}' in {} ({} threads, device {})", options.resumed ? "resuming run" : "run", config.experiment.name,
            run_dir.string(), threads, device.str());
 
-  Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry};
+  Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry,
+                  cluster ? &*cluster : nullptr};
   for (const StageConfig& stage : config.stages) {
     auto start = std::chrono::steady_clock::now();
     log.info("stage '{}' started", stage.def->name);
@@ -84,7 +151,28 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     log.info("stage '{}' done in {:.1f} s", stage.def->name, took.count());
   }
+  for (pid_t pid : workers) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
+    else if (WEXITSTATUS(status) != 0) log.warn("worker process {} exited with status {}", pid, WEXITSTATUS(status));
+  }
   log.info("run finished; outputs in {}", run_dir.string());
+}
+
+void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log) {
+  const World world = World::from_environment();
+  Cluster cluster(world, kStoreTimeout);
+  const fs::path run_dir = cluster.store().get_to_str("run_dir");  // waits for rank 0
+  log.tee_to(run_dir / fmt::format("worker-{}.log", world.rank));
+  const int threads = worker_threads(config);
+  at::set_num_threads(threads);
+  const c10::Device device = pick_device(world.local_rank);
+  log.info("worker rank {} of {} ({}) in {} ({} threads, device {})", world.rank, world.size, world.launcher,
+           run_dir.string(), threads, device.str());
+  Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry, &cluster};
+  for (const StageConfig& stage : config.stages)
+    if (stage.def->serve) stage.def->serve(stage, registry, context);
 }
 
 }  // namespace nas

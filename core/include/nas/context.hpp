@@ -10,6 +10,7 @@
 
 namespace nas {
 
+class Cluster;
 class Logger;
 class Registry;
 
@@ -19,6 +20,7 @@ struct Context {
   std::filesystem::path run_dir;      ///< where outputs go (empty for dry runs and tests)
   c10::Device device = c10::kCPU;     ///< a GPU where there is one, else the CPU
   const Registry* registry = nullptr; ///< to build other plugins (a space builds its ops by name)
+  const Cluster* cluster = nullptr;   ///< the run's processes and their store, when there are several
 };
 
 /// A seed for one use of the experiment seed: stream names the use, index the item (a child, an

@@ -48,6 +48,8 @@ struct StageDef {
   Schema params;
   std::vector<Slot> slots;
   std::function<void(const StageConfig&, const Registry&, const Context&)> run;
+  /// What a worker process does during the stage, in a run of several processes (empty: nothing).
+  std::function<void(const StageConfig&, const Registry&, const Context&)> serve;
 };
 
 /// The stages nas-host knows, in the order a pipeline runs them by default.

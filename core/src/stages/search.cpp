@@ -20,22 +20,14 @@
 #include "nas/regularizer.hpp"
 #include "nas/space.hpp"
 #include "nas/store.hpp"
+#include "cluster.hpp"
+#include "stages/dispatch.hpp"
 #include "stages/stages.hpp"
 
 namespace fs = std::filesystem;
 
 namespace nas::stages {
 namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string worker_name() {
-  char host[256] = "localhost";
-  gethostname(host, sizeof host - 1);
-  return fmt::format("{}:{}", host, getpid());
-}
 
 std::string duration_text(double seconds) {
   auto s = static_cast<std::int64_t>(std::max(0.0, seconds));
@@ -168,10 +160,10 @@ struct Settings {
 /// The loop: rounds of propose -> store -> evaluate each -> store -> observe -> snapshot.
 class Search {
  public:
-  Search(Settings settings, const Space& space, Controller& controller, Evaluator& evaluator, SearchStore& store,
+  Search(Settings settings, const Space& space, Controller& controller, Dispatch& dispatch, SearchStore& store,
          const Context& context)
-      : s_(std::move(settings)), space_(space), controller_(controller), evaluator_(evaluator), store_(store),
-        context_(context), worker_(worker_name()),
+      : s_(std::move(settings)), space_(space), controller_(controller), dispatch_(dispatch), store_(store),
+        context_(context),
         progress_(context.log, s_.budget, std::stod(store.meta("seconds").value_or("0"))) {
     if (auto snapshot = store_.latest_snapshot()) {
       controller_.load_state(snapshot->state);
@@ -203,16 +195,10 @@ class Search {
       } else {
         replay(rows);
       }
-      double round_evaluating = 0;
-      for (StoredEvaluation& e : rows) {
-        if (e.status != EvaluationStatus::pending) continue;
-        if (!(why = progress_.stop_reason(false)).empty()) break;
-        round_evaluating += evaluate(e, rows.front().index);
-      }
+      const double waited = evaluate_round(rows, why);
       if (!why.empty()) store_.cancel_pending();
       observe(rows);
-      evaluating_ += round_evaluating;
-      overhead_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start).count() - round_evaluating;
+      overhead_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start).count() - waited;
     }
     if (evaluated_now_ > 0 && evaluating_ > 0)
       context_.log.info("search overhead (controller, store, dispatch): {:.2f} ms per evaluation, {:.3f}% of evaluation time",
@@ -265,25 +251,61 @@ class Search {
     return proposals;
   }
 
-  // Evaluates (or reuses) one pending row and stores the result; returns the seconds spent evaluating.
-  double evaluate(StoredEvaluation& e, std::int64_t first_of_round) {
-    const double started = now_seconds();
-    double evaluating = 0;
-    std::optional<StoredEvaluation> earlier = s_.reuse ? store_.first_evaluated(e.hash) : std::nullopt;
-    if (earlier) {
-      store_.record_reuse(e.index, earlier->index, started);
-    } else {
-      Evaluation result = evaluator_.evaluate(Candidate{e.index, e.decisions, e.genotype, e.hash});
-      const double finished = now_seconds();
-      evaluating = finished - started;
-      store_.record_result(e.index, result, worker_, started, finished);
+  // Dispatches the round's pending rows and stores each result as it comes; a repeat of an
+  // architecture stored before, or dispatched earlier in the round, reuses its result. Sets `why`
+  // when a budget stops the round. Returns the seconds spent waiting for results.
+  double evaluate_round(std::vector<StoredEvaluation>& rows, std::string& why) {
+    std::map<std::string, std::vector<std::size_t>> repeats;  // hash dispatched this round -> rows repeating it
+    std::map<std::int64_t, std::size_t> position;             // index -> row
+    std::size_t in_flight = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      StoredEvaluation& e = rows[i];
+      position[e.index] = i;
+      if (e.status != EvaluationStatus::pending) continue;
+      if (s_.reuse) {
+        if (auto earlier = store_.first_evaluated(e.hash)) {
+          reuse(e, earlier->index, rows.front().index);
+          continue;
+        }
+        if (auto r = repeats.find(e.hash); r != repeats.end()) {
+          r->second.push_back(i);
+          continue;
+        }
+        repeats[e.hash];
+      }
+      dispatch_.submit(Candidate{e.index, e.decisions, e.genotype, e.hash});
+      ++in_flight;
     }
-    e = store_.round(round_)[static_cast<std::size_t>(e.index - first_of_round)];  // as stored
+    double waited = 0;
+    for (; in_flight > 0; --in_flight) {
+      if (!(why = progress_.stop_reason(false)).empty()) {
+        dispatch_.cancel();
+        break;
+      }
+      const auto wait_start = std::chrono::steady_clock::now();
+      Finished f = dispatch_.next();
+      waited += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
+      evaluating_ += f.finished - f.started;
+      StoredEvaluation& e = rows[position.at(f.index)];
+      store_.record_result(f.index, f.evaluation, f.worker, f.started, f.finished);
+      stored(e, rows.front().index, f.finished - f.started);
+      for (std::size_t j : repeats[e.hash]) reuse(rows[j], e.index, rows.front().index);
+    }
+    return waited;
+  }
+
+  void reuse(StoredEvaluation& e, std::int64_t from, std::int64_t first_of_round) {
+    store_.record_reuse(e.index, from, now_seconds());
+    stored(e, first_of_round, 0);
+  }
+
+  // A row just finished: read back as stored, counted, reported.
+  void stored(StoredEvaluation& e, std::int64_t first_of_round, double took) {
+    e = store_.round(round_)[static_cast<std::size_t>(e.index - first_of_round)];
     progress_.finished(e, true);
     ++evaluated_now_;
     store_.set_meta("seconds", fmt::format("{}", progress_.seconds()));
-    progress_.report(e, now_seconds() - started);
-    return evaluating;
+    progress_.report(e, took);
   }
 
   // The controller learns from the round's results; its state becomes the next round's snapshot.
@@ -302,30 +324,57 @@ class Search {
   Settings s_;
   const Space& space_;
   Controller& controller_;
-  Evaluator& evaluator_;
+  Dispatch& dispatch_;
   SearchStore& store_;
   const Context& context_;
-  const std::string worker_;
   Progress progress_;
   std::int64_t round_ = 0, next_index_ = 0, evaluated_now_ = 0;
   bool resumed_ = false;
   double overhead_ = 0, evaluating_ = 0;  // seconds, this process
 };
 
+// The evaluator of the stage, with the space, data and regularizers it may need.
+std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Registry& registry, const Context& context,
+                                          std::shared_ptr<const Space> space) {
+  EvaluatorArgs args{std::move(space), nullptr, {}};
+  if (const PluginChoice* data = stage.one("dataset"))
+    args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
+  for (const PluginChoice& r : stage.slots.at("regularizers"))
+    args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
+  const PluginChoice& choice = *stage.one("evaluator");
+  return registry.create<Evaluator>(choice.entry->name, choice.params, context, args);
+}
+
+std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const Context& context) {
+  const PluginChoice& choice = *stage.one("space");
+  return registry.create<Space>(choice.entry->name, choice.params, context, {});
+}
+
 void run(const StageConfig& stage, const Registry& registry, const Context& context) {
   const Params& p = stage.params;
   const PluginChoice& space_choice = *stage.one("space");
   const PluginChoice& controller_choice = *stage.one("controller");
   const PluginChoice& evaluator_choice = *stage.one("evaluator");
-  std::shared_ptr<const Space> space = registry.create<Space>(space_choice.entry->name, space_choice.params, context, {});
+  std::shared_ptr<const Space> space = make_space(stage, registry, context);
   const std::vector<Decision> decisions = space->decisions();
   auto controller = registry.create<Controller>(controller_choice.entry->name, controller_choice.params, context, {decisions});
-  EvaluatorArgs evaluator_args{space, nullptr, {}};
-  if (const PluginChoice* data = stage.one("dataset"))
-    evaluator_args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
-  for (const PluginChoice& r : stage.slots.at("regularizers"))
-    evaluator_args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
-  auto evaluator = registry.create<Evaluator>(evaluator_choice.entry->name, evaluator_choice.params, context, evaluator_args);
+
+  // Workers evaluate when the run has them; this process only coordinates then.
+  const bool distributed = context.cluster && context.cluster->world().size > 1;
+  struct WorkersRelease {  // whatever happens here, the workers must not wait forever
+    const Cluster* cluster;
+    ~WorkersRelease() {
+      if (cluster) finish_serving(*cluster);
+    }
+  } release{distributed ? context.cluster : nullptr};
+  std::unique_ptr<Evaluator> evaluator;
+  std::unique_ptr<Dispatch> dispatch;
+  if (distributed) {
+    dispatch = queue_dispatch(*context.cluster, context.log, p.get<double>("heartbeat_timeout"));
+  } else {
+    evaluator = make_evaluator(stage, registry, context, space);
+    dispatch = local_dispatch(*evaluator);
+  }
 
   Settings settings{{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")},
                     p.get<std::int64_t>("batch"),
@@ -335,9 +384,10 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
                     controller_choice.entry->key};
   const Budget budget = settings.budget;
   SearchStore store(context.run_dir / "search.sqlite");
-  Search search(std::move(settings), *space, *controller, *evaluator, store, context);
-  context.log.info("search: {} ({} decisions), {}, {}; budget {} evaluations{}{}{}", space_choice.entry->key,
-                   decisions.size(), controller_choice.entry->key, evaluator_choice.entry->key, budget.evaluations,
+  Search search(std::move(settings), *space, *controller, *dispatch, store, context);
+  context.log.info("search: {} ({} decisions), {}, {}{}; budget {} evaluations{}{}{}", space_choice.entry->key,
+                   decisions.size(), controller_choice.entry->key, evaluator_choice.entry->key,
+                   distributed ? fmt::format(" on {} workers", context.cluster->world().size - 1) : "", budget.evaluations,
                    budget.wall_time > 0 ? fmt::format(", {}", duration_text(budget.wall_time)) : "",
                    budget.target_reward > 0 ? fmt::format(", target reward {}", budget.target_reward) : "",
                    search.resumed() ? fmt::format("; resuming at round {} with {} evaluations stored", search.round(),
@@ -345,6 +395,12 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
                                     : "");
   const std::string why = search.run();
   summarize(store, *space, p.get<std::int64_t>("top_k"), why, context);
+}
+
+// A worker's part: evaluate what the coordinator queues until it says the search is over.
+void serve_search(const StageConfig& stage, const Registry& registry, const Context& context) {
+  auto evaluator = make_evaluator(stage, registry, context, make_space(stage, registry, context));
+  serve(*context.cluster, *evaluator, context.log);
 }
 
 }  // namespace
@@ -360,13 +416,15 @@ StageDef search() {
        integer("batch", 20).range(1, 100000).help("proposals per controller round (the controller observes a round at once)"),
        choice("reward_transform", {"identity", "cube"}, "identity").help("what the controller learns from: reward or reward^3"),
        choice("repeats", {"reuse", "evaluate"}, "reuse").help("an architecture evaluated before: reuse its result, or evaluate it again"),
-       integer("top_k", 5).range(1, 10000).help("best distinct architectures written to top/")},
+       integer("top_k", 5).range(1, 10000).help("best distinct architectures written to top/"),
+       number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's evaluation goes to another")},
       {Slot{"space", "space", true, false, "the search space"},
        Slot{"controller", "controller", true, false, "proposes architectures"},
        Slot{"evaluator", "evaluator", true, false, "rewards them"},
        Slot{"dataset", "dataset", false, false, "the data evaluators train on (evaluator/train)"},
        Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"}},
       run,
+      serve_search,
   };
 }
 

@@ -1,0 +1,44 @@
+// The processes of one run: who this one is (rank, world size, from nas-host --nproc, torchrun or
+// SLURM) and the c10d TCPStore they share. Internal to the core.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+namespace nas {
+
+struct World {
+  std::int64_t rank = 0;        ///< 0: the coordinator (controller and store); others evaluate
+  std::int64_t size = 1;
+  std::int64_t local_rank = 0;  ///< on this machine: the GPU to use
+  std::string master_addr = "127.0.0.1";
+  std::uint16_t master_port = 0;
+  bool agent_store = false;     ///< torchrun's agent runs the TCPStore; every rank is a client
+  std::string launcher = "single";  ///< single, nas-host, torchrun, slurm
+
+  /// From RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT (nas-host --nproc, torchrun) or
+  /// SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; a single process when neither is set. Throws UsageError
+  /// naming the variable when one is malformed.
+  static World from_environment();
+  bool coordinator() const { return rank == 0; }
+};
+
+/// The run's key-value store: rank 0 serves it (unless torchrun's agent does), every rank connects;
+/// keys live under "nas/". `port` 0 on the server picks a free port (read it back with port()).
+class Cluster {
+ public:
+  Cluster(World world, std::chrono::milliseconds timeout);
+  const World& world() const { return world_; }
+  c10d::Store& store() const { return *store_; }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  World world_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace nas

@@ -1,0 +1,184 @@
+#include "stages/dispatch.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster.hpp"
+#include "nas/log.hpp"
+
+namespace nas {
+namespace {
+
+// Keys (under the cluster's prefix): the queues "search/tasks" (candidates as JSON) and
+// "search/results" (indices), "search/result/<index>", "search/running/<index>" (who runs it),
+// "search/heartbeat/<worker>" (Unix seconds), and "search/done".
+const std::string kTasks = "search/tasks", kResults = "search/results", kDone = "search/done";
+std::string result_key(std::int64_t index) { return fmt::format("search/result/{}", index); }
+std::string running_key(std::int64_t index) { return fmt::format("search/running/{}", index); }
+std::string heartbeat_key(const std::string& worker) { return "search/heartbeat/" + worker; }
+
+std::vector<std::uint8_t> bytes(const std::string& text) { return {text.begin(), text.end()}; }
+std::string text(const std::vector<std::uint8_t>& data) { return {data.begin(), data.end()}; }
+
+class LocalDispatch final : public Dispatch {
+ public:
+  explicit LocalDispatch(Evaluator& evaluator) : evaluator_(evaluator), worker_(worker_name()) {}
+  void submit(const Candidate& candidate) override { queue_.push_back(candidate); }
+  Finished next() override {
+    Candidate c = std::move(queue_.front());
+    queue_.pop_front();
+    Finished f{c.index, {}, worker_, now_seconds(), 0};
+    f.evaluation = evaluator_.evaluate(c);
+    f.finished = now_seconds();
+    return f;
+  }
+  void cancel() override { queue_.clear(); }
+
+ private:
+  Evaluator& evaluator_;
+  std::string worker_;
+  std::deque<Candidate> queue_;
+};
+
+nlohmann::json to_json(const Candidate& c) {
+  return {{"index", c.index}, {"decisions", c.decisions}, {"genotype", c.genotype}, {"hash", c.hash}};
+}
+
+class QueueDispatch final : public Dispatch {
+ public:
+  QueueDispatch(const Cluster& cluster, Logger& log, double timeout)
+      : store_(cluster.store()), log_(log), timeout_(timeout) {}
+
+  void submit(const Candidate& candidate) override {
+    const std::string task = to_json(candidate).dump();
+    in_flight_[candidate.index] = task;
+    store_.queuePush(kTasks, bytes(task));
+  }
+
+  Finished next() override {
+    for (auto last_check = std::chrono::steady_clock::now();;) {
+      if (store_.queueLen(kResults) > 0) {
+        const auto index = std::stoll(text(store_.queuePop(kResults, false)));
+        auto in_flight = in_flight_.find(index);
+        nlohmann::json r = nlohmann::json::parse(text(store_.get(result_key(index))));
+        store_.deleteKey(result_key(index));
+        store_.deleteKey(running_key(index));
+        if (in_flight == in_flight_.end()) continue;  // handed out twice, or cancelled: the first result counts
+        in_flight_.erase(in_flight);
+        Finished f{index, {}, r["worker"], r["started"], r["finished"]};
+        if (!r["reward"].is_null()) f.evaluation.reward = r["reward"].get<double>();
+        if (!r["final_score"].is_null()) f.evaluation.final_score = r["final_score"].get<double>();
+        f.evaluation.failure = r["failure"];
+        f.evaluation.metrics = r["metrics"].get<std::map<std::string, double>>();
+        return f;
+      }
+      if (std::chrono::steady_clock::now() - last_check > std::chrono::seconds(1)) {
+        requeue_lost();
+        last_check = std::chrono::steady_clock::now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  void cancel() override { in_flight_.clear(); }
+
+ private:
+  // A candidate whose worker stopped sending heartbeats goes back in the queue for another worker.
+  void requeue_lost() {
+    const double now = now_seconds();
+    for (const auto& [index, task] : in_flight_) {
+      if (!store_.check({running_key(index)})) continue;  // still queued
+      const std::string worker = text(store_.get(running_key(index)));
+      const double beat = store_.check({heartbeat_key(worker)}) ? std::stod(text(store_.get(heartbeat_key(worker)))) : 0.0;
+      if (now - beat <= timeout_) continue;
+      log_.warn("worker {} sent no heartbeat for {:.0f} s; evaluation #{} goes to another worker", worker, now - beat, index);
+      store_.deleteKey(running_key(index));
+      store_.queuePush(kTasks, bytes(task));
+    }
+  }
+
+  c10d::Store& store_;
+  Logger& log_;
+  double timeout_;
+  std::map<std::int64_t, std::string> in_flight_;  // index -> task
+};
+
+}  // namespace
+
+std::string worker_name() {
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  return fmt::format("{}:{}", host, getpid());
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::unique_ptr<Dispatch> local_dispatch(Evaluator& evaluator) { return std::make_unique<LocalDispatch>(evaluator); }
+
+std::unique_ptr<Dispatch> queue_dispatch(const Cluster& cluster, Logger& log, double heartbeat_timeout) {
+  return std::make_unique<QueueDispatch>(cluster, log, heartbeat_timeout);
+}
+
+void serve(const Cluster& cluster, Evaluator& evaluator, Logger& log) {
+  c10d::Store& store = cluster.store();
+  const std::string name = worker_name();
+  std::atomic<bool> stop{false};
+  // The heartbeat: a thread of its own, so a long evaluation does not look like a dead worker.
+  std::thread heartbeat([&] {
+    auto beats = cluster.store().clone();  // its own connection: stores are not shared across threads
+    while (!stop) {
+      beats->set(heartbeat_key(name), bytes(fmt::format("{}", now_seconds())));
+      for (int i = 0; i < 10 && !stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::int64_t evaluated = 0;
+  try {
+    while (!store.check({kDone})) {
+      if (store.queueLen(kTasks) == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      std::vector<std::uint8_t> task;
+      try {
+        task = store.queuePop(kTasks, false);
+      } catch (const std::exception&) {
+        continue;  // another worker took it first
+      }
+      nlohmann::json t = nlohmann::json::parse(text(task));
+      Candidate c{t["index"], t["decisions"].get<std::vector<std::int64_t>>(), t["genotype"], t["hash"]};
+      store.set(running_key(c.index), bytes(name));
+      const double started = now_seconds();
+      Evaluation e = evaluator.evaluate(c);
+      nlohmann::json r{{"worker", name},
+                       {"started", started},
+                       {"finished", now_seconds()},
+                       {"reward", e.reward ? nlohmann::json(*e.reward) : nlohmann::json()},
+                       {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
+                       {"failure", e.failure},
+                       {"metrics", e.metrics}};
+      store.set(result_key(c.index), bytes(r.dump()));
+      store.queuePush(kResults, bytes(std::to_string(c.index)));
+      ++evaluated;
+    }
+  } catch (...) {
+    stop = true;
+    heartbeat.join();
+    throw;
+  }
+  stop = true;
+  heartbeat.join();
+  log.info("worker {}: the search is over; {} evaluations done here", name, evaluated);
+}
+
+void finish_serving(const Cluster& cluster) { cluster.store().set(kDone, bytes("1")); }
+
+}  // namespace nas

@@ -1,0 +1,101 @@
+// Searches over several processes on this machine (c10d TCPStore on loopback): nas-host --nproc,
+// torchrun, and a worker killed with SIGKILL mid-search.
+#include <signal.h>
+#include <unistd.h>
+
+#include <set>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nas/store.hpp"
+#include "support.hpp"
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+namespace {
+
+using Trajectory = std::vector<std::tuple<std::int64_t, std::vector<std::int64_t>, std::string, std::optional<double>>>;
+
+class DistributedTest : public ::testing::Test {
+ protected:
+  nas::test::HostResult host(const std::string& args) { return nas::test::run_host(dir_, args); }
+  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", NAS_TEST_CONFIGS, name); }
+  std::vector<nas::StoredEvaluation> rows(const std::string& run) { return nas::SearchStore(dir_ / run / "search.sqlite").evaluations(); }
+  Trajectory trajectory(const std::string& run) {
+    Trajectory out;
+    for (const auto& e : rows(run)) out.emplace_back(e.index, e.decisions, std::string(nas::to_string(e.status)), e.reward);
+    return out;
+  }
+  std::set<std::string> workers(const std::string& run) {
+    std::set<std::string> out;
+    for (const auto& e : rows(run))
+      if (e.status == nas::EvaluationStatus::ok || e.status == nas::EvaluationStatus::failed) out.insert(e.worker);
+    return out;
+  }
+
+  nas::test::ScratchDir scratch_;
+  const fs::path& dir_ = scratch_.path();
+};
+
+TEST_F(DistributedTest, ThreeProcessesEvaluateWhatOneProcessDoes) {
+  ASSERT_EQ(host(fmt::format("run {} --run-dir one", config("search_synthetic"))).code, 0);
+  auto r = host(fmt::format("run {} --run-dir three --nproc 2", config("search_synthetic")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("3 processes (nas-host)"));
+  EXPECT_THAT(r.output, HasSubstr("on 2 workers"));
+  EXPECT_EQ(trajectory("three"), trajectory("one"));  // rounds are synchronous: the same search
+  EXPECT_FALSE(workers("three").count(""));
+  EXPECT_TRUE(fs::exists(dir_ / "three" / "worker-1.log"));
+  EXPECT_TRUE(fs::exists(dir_ / "three" / "worker-2.log"));
+}
+
+TEST_F(DistributedTest, TorchrunLaunchesTheSameSearch) {
+  ASSERT_EQ(host(fmt::format("run {} --run-dir one", config("search_synthetic"))).code, 0);
+  const std::string torchrun = fmt::format(
+      "cd '{}' && env -u NAS_PLUGIN_PATH python3 -m torch.distributed.run --no-python --standalone --nproc-per-node 3 "
+      "'{}' run {} --run-dir torchrun >torchrun.log 2>&1",
+      dir_.string(), NAS_HOST, config("search_synthetic"));
+  ASSERT_EQ(std::system(torchrun.c_str()), 0) << nas::test::read_text(dir_ / "torchrun.log");
+  EXPECT_EQ(trajectory("torchrun"), trajectory("one"));
+  EXPECT_THAT(nas::test::read_text(dir_ / "torchrun" / "worker-2.log"), HasSubstr("worker rank 2 of 3 (torchrun)"));
+}
+
+TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
+  // One thread everywhere: the same arithmetic in the coordinator-only and the worker processes.
+  // Children of about a second: a worker that has just finished one is busy with the next.
+  const std::string search = fmt::format("{} search.heartbeat_timeout=2 experiment.threads=1 search.evaluator.epochs=4",
+                                         config("search_train_small"));
+  ASSERT_EQ(host(fmt::format("run {} --run-dir one", search)).code, 0);
+
+  std::string start = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' run {} --run-dir two --nproc 2 >two.log 2>&1 & echo $!",
+                                  dir_.string(), NAS_HOST, search);
+  FILE* pipe = popen(start.c_str(), "r");
+  pid_t coordinator = 0;
+  ASSERT_EQ(fscanf(pipe, "%d", &coordinator), 1);
+  pclose(pipe);
+  const fs::path store = dir_ / "two" / "search.sqlite";
+  // Once a worker has finished an evaluation, kill it: it is busy with its next one, or about to be.
+  std::string victim;
+  while (victim.empty() && kill(coordinator, 0) == 0) {
+    if (fs::exists(store))
+      for (const auto& e : nas::SearchStore(store).evaluations())
+        if (e.status == nas::EvaluationStatus::ok || e.status == nas::EvaluationStatus::failed) victim = e.worker;
+    usleep(20000);
+  }
+  ASSERT_FALSE(victim.empty()) << nas::test::read_text(dir_ / "two.log");
+  kill(static_cast<pid_t>(std::stoi(victim.substr(victim.rfind(':') + 1))), SIGKILL);
+  while (kill(coordinator, 0) == 0) usleep(20000);  // the run goes on without it, to the end
+
+  const auto all = rows("two");
+  ASSERT_EQ(all.size(), 12u) << nas::test::read_text(dir_ / "two.log");
+  for (const auto& e : all) EXPECT_NE(e.status, nas::EvaluationStatus::pending) << "#" << e.index;
+  EXPECT_EQ(trajectory("two"), trajectory("one"));  // every architecture once, with the same result
+  const std::string log = nas::test::read_text(dir_ / "two" / "log.txt");
+  EXPECT_THAT(log, HasSubstr("was killed by signal 9"));
+  EXPECT_THAT(log, HasSubstr("goes to another worker"));  // its evaluation was handed over
+  EXPECT_EQ(workers("two").size(), 2u);
+}
+
+}  // namespace
