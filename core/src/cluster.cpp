@@ -45,6 +45,9 @@ World World::from_environment() {
     if (*port > 65535) throw UsageError(fmt::format("environment variable MASTER_PORT={}: expected a port (1..65535)", *port));
     w.master_port = static_cast<std::uint16_t>(*port);
   }
+  if (w.master_port == 0)
+    throw UsageError(fmt::format("{} rank {}: MASTER_PORT is not set; every process must know where rank 0 serves the "
+                                 "store (e.g. MASTER_ADDR=<first node> MASTER_PORT=29500)", w.launcher, w.rank));
   if (w.rank >= w.size)
     throw UsageError(fmt::format("rank {} is not below the world size {} (RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS)",
                                  w.rank, w.size));

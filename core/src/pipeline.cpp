@@ -151,6 +151,13 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     log.info("stage '{}' done in {:.1f} s", stage.def->name, took.count());
   }
+  if (cluster && workers.empty()) {
+    // Under torchrun's agent or SLURM, this process may serve the store: it stays until every worker
+    // has left (a worker that died is waited for a minute at most).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (cluster->store().add("left", 0) < world.size - 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   for (pid_t pid : workers) {
     int status = 0;
     waitpid(pid, &status, 0);
@@ -173,6 +180,7 @@ void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logg
   Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry, &cluster};
   for (const StageConfig& stage : config.stages)
     if (stage.def->serve) stage.def->serve(stage, registry, context);
+  cluster.store().add("left", 1);
 }
 
 }  // namespace nas

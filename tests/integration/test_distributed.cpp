@@ -1,6 +1,7 @@
 // Searches over several processes on this machine (c10d TCPStore on loopback): nas-host --nproc,
 // torchrun, and a worker killed with SIGKILL mid-search.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <set>
@@ -60,6 +61,26 @@ TEST_F(DistributedTest, TorchrunLaunchesTheSameSearch) {
   ASSERT_EQ(std::system(torchrun.c_str()), 0) << nas::test::read_text(dir_ / "torchrun.log");
   EXPECT_EQ(trajectory("torchrun"), trajectory("one"));
   EXPECT_THAT(nas::test::read_text(dir_ / "torchrun" / "worker-2.log"), HasSubstr("worker rank 2 of 3 (torchrun)"));
+}
+
+// What srun does: the same command in every task, told apart by SLURM_PROCID.
+TEST_F(DistributedTest, SlurmVariablesLaunchTheSameSearch) {
+  ASSERT_EQ(host(fmt::format("run {} --run-dir one", config("search_synthetic"))).code, 0);
+  const int port = 20000 + getpid() % 20000;
+  std::string tasks;
+  for (int task = 0; task < 3; ++task)
+    tasks += fmt::format("SLURM_PROCID={} SLURM_NTASKS=3 SLURM_LOCALID={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
+                         "env -u NAS_PLUGIN_PATH -u RANK '{}' run {} --run-dir slurm >task{}.log 2>&1 & ",
+                         task, task, port, NAS_HOST, config("search_synthetic"), task);
+  ASSERT_EQ(std::system(fmt::format("cd '{}' && {} wait", dir_.string(), tasks).c_str()), 0);
+  EXPECT_EQ(trajectory("slurm"), trajectory("one")) << nas::test::read_text(dir_ / "task0.log");
+  EXPECT_THAT(nas::test::read_text(dir_ / "slurm" / "worker-1.log"), HasSubstr("worker rank 1 of 3 (slurm)"));
+
+  // A task that cannot know where rank 0 is says so, and stops.
+  int status = std::system(fmt::format("cd '{}' && SLURM_PROCID=1 SLURM_NTASKS=3 env -u MASTER_PORT -u RANK '{}' run {} "
+                                       ">lost.log 2>&1", dir_.string(), NAS_HOST, config("search_synthetic")).c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_THAT(nas::test::read_text(dir_ / "lost.log"), HasSubstr("MASTER_PORT is not set"));
 }
 
 TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
