@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <functional>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -248,6 +250,17 @@ std::vector<StoredEvaluation> SearchStore::evaluations() const {
 
 std::vector<StoredEvaluation> SearchStore::round(std::int64_t round) const {
   return db_->select("WHERE round = ?", [&](Db::Statement& s) { s.bind(1, round); });
+}
+
+std::vector<StoredEvaluation> SearchStore::best(std::int64_t k) const {
+  std::vector<StoredEvaluation> rows = db_->select("WHERE status = 'ok'", [](Db::Statement&) {});
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const StoredEvaluation& a, const StoredEvaluation& b) { return *a.reward > *b.reward; });
+  std::vector<StoredEvaluation> out;
+  std::set<std::string> seen;
+  for (StoredEvaluation& e : rows)
+    if (static_cast<std::int64_t>(out.size()) < k && seen.insert(e.hash).second) out.push_back(std::move(e));
+  return out;
 }
 
 std::optional<StoredEvaluation> SearchStore::first_evaluated(std::string_view hash) const {

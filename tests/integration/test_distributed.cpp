@@ -4,10 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "nas/store.hpp"
 #include "support.hpp"
@@ -117,6 +119,16 @@ TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
   EXPECT_THAT(log, HasSubstr("was killed by signal 9"));
   EXPECT_THAT(log, HasSubstr("goes to another worker"));  // its evaluation was handed over
   EXPECT_EQ(workers("two").size(), 2u);
+}
+
+TEST_F(DistributedTest, RetrainingIsSharedByTheWorkers) {
+  auto r = host(fmt::format("run {} --run-dir out --nproc 2", config("pipeline_small")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("retraining 2 architectures at 1@24 for 2 epochs on 2 workers"));
+  nlohmann::json retrained = nlohmann::json::parse(std::ifstream(dir_ / "out" / "retrain.json"));
+  ASSERT_EQ(retrained.size(), 2u);
+  for (const auto& entry : retrained) EXPECT_FALSE(entry["worker"].get<std::string>().empty());
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "result.json"));
 }
 
 }  // namespace

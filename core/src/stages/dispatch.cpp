@@ -16,13 +16,18 @@
 namespace nas {
 namespace {
 
-// Keys (under the cluster's prefix): the queues "search/tasks" (candidates as JSON) and
-// "search/results" (indices), "search/result/<index>", "search/running/<index>" (who runs it),
-// "search/heartbeat/<worker>" (Unix seconds), and "search/done".
-const std::string kTasks = "search/tasks", kResults = "search/results", kDone = "search/done";
-std::string result_key(std::int64_t index) { return fmt::format("search/result/{}", index); }
-std::string running_key(std::int64_t index) { return fmt::format("search/running/{}", index); }
-std::string heartbeat_key(const std::string& worker) { return "search/heartbeat/" + worker; }
+// Keys of queue Q (under the cluster's prefix): the queues "Q/tasks" (candidates as JSON) and
+// "Q/results" (indices), "Q/result/<index>", "Q/running/<index>" (who runs it), "Q/done"; and
+// "heartbeat/<worker>" (Unix seconds).
+struct Keys {
+  std::string queue;
+  std::string tasks() const { return queue + "/tasks"; }
+  std::string results() const { return queue + "/results"; }
+  std::string done() const { return queue + "/done"; }
+  std::string result(std::int64_t index) const { return fmt::format("{}/result/{}", queue, index); }
+  std::string running(std::int64_t index) const { return fmt::format("{}/running/{}", queue, index); }
+};
+std::string heartbeat_key(const std::string& worker) { return "heartbeat/" + worker; }
 
 std::vector<std::uint8_t> bytes(const std::string& text) { return {text.begin(), text.end()}; }
 std::string text(const std::vector<std::uint8_t>& data) { return {data.begin(), data.end()}; }
@@ -53,23 +58,23 @@ nlohmann::json to_json(const Candidate& c) {
 
 class QueueDispatch final : public Dispatch {
  public:
-  QueueDispatch(const Cluster& cluster, Logger& log, double timeout)
-      : store_(cluster.store()), log_(log), timeout_(timeout) {}
+  QueueDispatch(const Cluster& cluster, const std::string& queue, Logger& log, double timeout)
+      : store_(cluster.store()), keys_{queue}, log_(log), timeout_(timeout) {}
 
   void submit(const Candidate& candidate) override {
     const std::string task = to_json(candidate).dump();
     in_flight_[candidate.index] = task;
-    store_.queuePush(kTasks, bytes(task));
+    store_.queuePush(keys_.tasks(), bytes(task));
   }
 
   Finished next() override {
     for (auto last_check = std::chrono::steady_clock::now();;) {
-      if (store_.queueLen(kResults) > 0) {
-        const auto index = std::stoll(text(store_.queuePop(kResults, false)));
+      if (store_.queueLen(keys_.results()) > 0) {
+        const auto index = std::stoll(text(store_.queuePop(keys_.results(), false)));
         auto in_flight = in_flight_.find(index);
-        nlohmann::json r = nlohmann::json::parse(text(store_.get(result_key(index))));
-        store_.deleteKey(result_key(index));
-        store_.deleteKey(running_key(index));
+        nlohmann::json r = nlohmann::json::parse(text(store_.get(keys_.result(index))));
+        store_.deleteKey(keys_.result(index));
+        store_.deleteKey(keys_.running(index));
         if (in_flight == in_flight_.end()) continue;  // handed out twice, or cancelled: the first result counts
         in_flight_.erase(in_flight);
         Finished f{index, {}, r["worker"], r["started"], r["finished"]};
@@ -94,17 +99,18 @@ class QueueDispatch final : public Dispatch {
   void requeue_lost() {
     const double now = now_seconds();
     for (const auto& [index, task] : in_flight_) {
-      if (!store_.check({running_key(index)})) continue;  // still queued
-      const std::string worker = text(store_.get(running_key(index)));
+      if (!store_.check({keys_.running(index)})) continue;  // still queued
+      const std::string worker = text(store_.get(keys_.running(index)));
       const double beat = store_.check({heartbeat_key(worker)}) ? std::stod(text(store_.get(heartbeat_key(worker)))) : 0.0;
       if (now - beat <= timeout_) continue;
       log_.warn("worker {} sent no heartbeat for {:.0f} s; evaluation #{} goes to another worker", worker, now - beat, index);
-      store_.deleteKey(running_key(index));
-      store_.queuePush(kTasks, bytes(task));
+      store_.deleteKey(keys_.running(index));
+      store_.queuePush(keys_.tasks(), bytes(task));
     }
   }
 
   c10d::Store& store_;
+  Keys keys_;
   Logger& log_;
   double timeout_;
   std::map<std::int64_t, std::string> in_flight_;  // index -> task
@@ -124,12 +130,14 @@ double now_seconds() {
 
 std::unique_ptr<Dispatch> local_dispatch(Evaluator& evaluator) { return std::make_unique<LocalDispatch>(evaluator); }
 
-std::unique_ptr<Dispatch> queue_dispatch(const Cluster& cluster, Logger& log, double heartbeat_timeout) {
-  return std::make_unique<QueueDispatch>(cluster, log, heartbeat_timeout);
+std::unique_ptr<Dispatch> queue_dispatch(const Cluster& cluster, const std::string& queue, Logger& log,
+                                         double heartbeat_timeout) {
+  return std::make_unique<QueueDispatch>(cluster, queue, log, heartbeat_timeout);
 }
 
-void serve(const Cluster& cluster, Evaluator& evaluator, Logger& log) {
+void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluator, Logger& log) {
   c10d::Store& store = cluster.store();
+  const Keys keys{queue};
   const std::string name = worker_name();
   std::atomic<bool> stop{false};
   // The heartbeat: a thread of its own, so a long evaluation does not look like a dead worker.
@@ -142,20 +150,20 @@ void serve(const Cluster& cluster, Evaluator& evaluator, Logger& log) {
   });
   std::int64_t evaluated = 0;
   try {
-    while (!store.check({kDone})) {
-      if (store.queueLen(kTasks) == 0) {
+    while (!store.check({keys.done()})) {
+      if (store.queueLen(keys.tasks()) == 0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }
       std::vector<std::uint8_t> task;
       try {
-        task = store.queuePop(kTasks, false);
+        task = store.queuePop(keys.tasks(), false);
       } catch (const std::exception&) {
         continue;  // another worker took it first
       }
       nlohmann::json t = nlohmann::json::parse(text(task));
       Candidate c{t["index"], t["decisions"].get<std::vector<std::int64_t>>(), t["genotype"], t["hash"]};
-      store.set(running_key(c.index), bytes(name));
+      store.set(keys.running(c.index), bytes(name));
       const double started = now_seconds();
       Evaluation e = evaluator.evaluate(c);
       nlohmann::json r{{"worker", name},
@@ -165,8 +173,8 @@ void serve(const Cluster& cluster, Evaluator& evaluator, Logger& log) {
                        {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
                        {"failure", e.failure},
                        {"metrics", e.metrics}};
-      store.set(result_key(c.index), bytes(r.dump()));
-      store.queuePush(kResults, bytes(std::to_string(c.index)));
+      store.set(keys.result(c.index), bytes(r.dump()));
+      store.queuePush(keys.results(), bytes(std::to_string(c.index)));
       ++evaluated;
     }
   } catch (...) {
@@ -176,9 +184,9 @@ void serve(const Cluster& cluster, Evaluator& evaluator, Logger& log) {
   }
   stop = true;
   heartbeat.join();
-  log.info("worker {}: the search is over; {} evaluations done here", name, evaluated);
+  log.info("worker {}: queue '{}' closed; {} evaluations done here", name, queue, evaluated);
 }
 
-void finish_serving(const Cluster& cluster) { cluster.store().set(kDone, bytes("1")); }
+void finish_serving(const Cluster& cluster, const std::string& queue) { cluster.store().set(Keys{queue}.done(), bytes("1")); }
 
 }  // namespace nas

@@ -34,14 +34,15 @@ class Dispatch {
 /// Evaluates in this process, in submission order, when next() is called.
 std::unique_ptr<Dispatch> local_dispatch(Evaluator& evaluator);
 
-/// Pushes candidates to the cluster's queue; hands a candidate to another worker when the worker
-/// running it has sent no heartbeat for `heartbeat_timeout` seconds.
-std::unique_ptr<Dispatch> queue_dispatch(const Cluster& cluster, Logger& log, double heartbeat_timeout);
+/// Pushes candidates to the cluster's queue named `queue` (one per stage, e.g. "search"); hands a
+/// candidate to another worker when the worker running it has sent no heartbeat for `heartbeat_timeout` s.
+std::unique_ptr<Dispatch> queue_dispatch(const Cluster& cluster, const std::string& queue, Logger& log,
+                                         double heartbeat_timeout);
 
-/// A worker: evaluates candidates from the queue until the coordinator says the search is over.
-void serve(const Cluster& cluster, Evaluator& evaluator, Logger& log);
-/// The coordinator: tells the workers the search is over.
-void finish_serving(const Cluster& cluster);
+/// A worker: evaluates candidates from `queue` until the coordinator says it is closed.
+void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluator, Logger& log);
+/// The coordinator: closes `queue`; its workers move on.
+void finish_serving(const Cluster& cluster, const std::string& queue);
 
 std::string worker_name();
 double now_seconds();

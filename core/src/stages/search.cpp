@@ -107,36 +107,11 @@ std::function<double(double)> reward_transform(const std::string& name) {
 /// Writes top/<rank>.genotype and search.json, and logs the table.
 void summarize(const SearchStore& store, const Space& space, std::int64_t top_k, const std::string& why,
                const Context& context) {
-  std::vector<StoredEvaluation> rows = store.evaluations();
-  std::vector<StoredEvaluation> ranked;
-  std::set<std::string> seen;
-  std::stable_sort(rows.begin(), rows.end(), [](const StoredEvaluation& a, const StoredEvaluation& b) {
-    return a.reward.value_or(-INFINITY) > b.reward.value_or(-INFINITY);
-  });
-  for (const StoredEvaluation& e : rows)
-    if (e.status == EvaluationStatus::ok && static_cast<std::int64_t>(ranked.size()) < top_k && seen.insert(e.hash).second)
-      ranked.push_back(e);
-
+  const std::vector<StoredEvaluation> rows = store.evaluations();
   std::map<EvaluationStatus, std::int64_t> counts;
   for (const StoredEvaluation& e : rows) ++counts[e.status];
   const fs::path top_dir = context.run_dir / "top";
-  fs::create_directories(top_dir);
-  std::string table = fmt::format("{:>4}  {:>6}  {:>8}  {:>8}  {:>9}  {}\n", "rank", "eval", "reward", "final", "params", "hash");
-  nlohmann::ordered_json top = nlohmann::ordered_json::array();
-  for (std::size_t i = 0; i < ranked.size(); ++i) {
-    const StoredEvaluation& e = ranked[i];
-    const fs::path file = top_dir / fmt::format("{}.genotype", i + 1);
-    std::ofstream(file) << fmt::format("# rank {} of {}: reward {:.6f}, evaluation #{}, hash {}\n", i + 1,
-                                       context.run_dir.string(), *e.reward, e.index, e.hash)
-                        << space.canonical(e.genotype, file.string());
-    auto params = e.metrics.find("params");
-    table += fmt::format("{:>4}  {:>6}  {:>8.4f}  {:>8}  {:>9}  {}\n", i + 1, fmt::format("#{}", e.index), *e.reward,
-                         e.final_score ? fmt::format("{:.4f}", *e.final_score) : "-",
-                         params != e.metrics.end() ? fmt::format("{:.3f}M", params->second / 1e6) : "-", e.hash);
-    top.push_back({{"rank", i + 1}, {"index", e.index}, {"hash", e.hash}, {"reward", *e.reward},
-                   {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
-                   {"metrics", e.metrics}, {"file", file.string()}});
-  }
+  auto [table, top] = write_ranked(store.best(top_k), space, top_dir, context.run_dir.string());
   nlohmann::ordered_json summary{{"stopped", why},
                                  {"evaluated", counts[EvaluationStatus::ok] + counts[EvaluationStatus::failed]},
                                  {"reused", counts[EvaluationStatus::reused]},
@@ -364,13 +339,13 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
   struct WorkersRelease {  // whatever happens here, the workers must not wait forever
     const Cluster* cluster;
     ~WorkersRelease() {
-      if (cluster) finish_serving(*cluster);
+      if (cluster) finish_serving(*cluster, "search");
     }
   } release{distributed ? context.cluster : nullptr};
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<Dispatch> dispatch;
   if (distributed) {
-    dispatch = queue_dispatch(*context.cluster, context.log, p.get<double>("heartbeat_timeout"));
+    dispatch = queue_dispatch(*context.cluster, "search", context.log, p.get<double>("heartbeat_timeout"));
   } else {
     evaluator = make_evaluator(stage, registry, context, space);
     dispatch = local_dispatch(*evaluator);
@@ -400,10 +375,32 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
 // A worker's part: evaluate what the coordinator queues until it says the search is over.
 void serve_search(const StageConfig& stage, const Registry& registry, const Context& context) {
   auto evaluator = make_evaluator(stage, registry, context, make_space(stage, registry, context));
-  serve(*context.cluster, *evaluator, context.log);
+  serve(*context.cluster, "search", *evaluator, context.log);
 }
 
 }  // namespace
+
+std::pair<std::string, nlohmann::ordered_json> write_ranked(const std::vector<StoredEvaluation>& ranked, const Space& space,
+                                                            const fs::path& dir, const std::string& source) {
+  fs::create_directories(dir);
+  std::string table = fmt::format("{:>4}  {:>6}  {:>8}  {:>8}  {:>9}  {}\n", "rank", "eval", "reward", "final", "params", "hash");
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    const StoredEvaluation& e = ranked[i];
+    const fs::path file = dir / fmt::format("{}.genotype", i + 1);
+    std::ofstream(file) << fmt::format("# rank {} of {}: reward {:.6f}, evaluation #{}, hash {}\n", i + 1, source,
+                                       *e.reward, e.index, e.hash)
+                        << space.canonical(e.genotype, file.string());
+    auto params = e.metrics.find("params");
+    table += fmt::format("{:>4}  {:>6}  {:>8.4f}  {:>8}  {:>9}  {}\n", i + 1, fmt::format("#{}", e.index), *e.reward,
+                         e.final_score ? fmt::format("{:.4f}", *e.final_score) : "-",
+                         params != e.metrics.end() ? fmt::format("{:.3f}M", params->second / 1e6) : "-", e.hash);
+    list.push_back({{"rank", i + 1}, {"index", e.index}, {"hash", e.hash}, {"reward", *e.reward},
+                    {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
+                    {"metrics", e.metrics}, {"file", file.string()}});
+  }
+  return {table, list};
+}
 
 StageDef search() {
   using namespace param;

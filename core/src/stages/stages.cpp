@@ -8,7 +8,8 @@
 namespace nas {
 
 const std::vector<StageDef>& builtin_stages() {
-  static const std::vector<StageDef> all{stages::dataset_stats(), stages::search(), stages::train()};
+  static const std::vector<StageDef> all{stages::dataset_stats(), stages::search(), stages::select(),
+                                                 stages::retrain(), stages::train()};
   return all;
 }
 

@@ -31,7 +31,13 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
   auto train_set = registry.create<Dataset>(data_choice.entry->name, data_choice.params, context, {Split::train});
   auto test_set = registry.create<Dataset>(data_choice.entry->name, data_choice.params, context, {Split::test});
 
-  const std::string& genotype_file = p.get<std::string>("genotype");
+  std::string genotype_file = p.get<std::string>("genotype");
+  if (genotype_file.empty()) {
+    genotype_file = (context.run_dir / "best.genotype").string();
+    if (!fs::is_regular_file(genotype_file))
+      throw UsageError(fmt::format("train: no genotype given and no '{}' (a retrain stage writes it); set train.genotype",
+                                   genotype_file));
+  }
   const std::string genotype = read_file(genotype_file);
   space->canonical(genotype, genotype_file);  // checks the file, naming it
 
@@ -76,7 +82,7 @@ StageDef train() {
       "train",
       "trains a genotype's network on a dataset and reports test accuracy",
       [] {
-        Schema schema{param::path("genotype").help("genotype file")};
+        Schema schema{param::path("genotype", "").help("genotype file; empty: this run's best.genotype (from retrain)")};
         for (ParamSpec& spec : recipe_schema()) schema.push_back(std::move(spec));
         return schema;
       }(),
