@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster.hpp"
+#include "nas/context.hpp"
 #include "nas/log.hpp"
 
 namespace nas {
@@ -34,20 +35,20 @@ std::string text(const std::vector<std::uint8_t>& data) { return {data.begin(), 
 
 class LocalDispatch final : public Dispatch {
  public:
-  explicit LocalDispatch(Evaluator& evaluator) : evaluator_(evaluator), worker_(worker_name()) {}
+  explicit LocalDispatch(std::unique_ptr<Evaluator> evaluator) : evaluator_(std::move(evaluator)), worker_(worker_name()) {}
   void submit(const Candidate& candidate) override { queue_.push_back(candidate); }
   Finished next() override {
     Candidate c = std::move(queue_.front());
     queue_.pop_front();
     Finished f{c.index, {}, worker_, now_seconds(), 0};
-    f.evaluation = evaluator_.evaluate(c);
+    f.evaluation = evaluator_->evaluate(c);
     f.finished = now_seconds();
     return f;
   }
   void cancel() override { queue_.clear(); }
 
  private:
-  Evaluator& evaluator_;
+  std::unique_ptr<Evaluator> evaluator_;
   std::string worker_;
   std::deque<Candidate> queue_;
 };
@@ -60,6 +61,13 @@ class QueueDispatch final : public Dispatch {
  public:
   QueueDispatch(const Cluster& cluster, const std::string& queue, Logger& log, double timeout)
       : store_(cluster.store()), keys_{queue}, log_(log), timeout_(timeout) {}
+  ~QueueDispatch() override {
+    try {
+      store_.set(keys_.done(), bytes("1"));  // the workers move on, even when the stage failed
+    } catch (const std::exception& e) {
+      log_.warn("could not close the work queue '{}': {}", keys_.queue, e.what());
+    }
+  }
 
   void submit(const Candidate& candidate) override {
     const std::string task = to_json(candidate).dump();
@@ -128,11 +136,11 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::unique_ptr<Dispatch> local_dispatch(Evaluator& evaluator) { return std::make_unique<LocalDispatch>(evaluator); }
-
-std::unique_ptr<Dispatch> queue_dispatch(const Cluster& cluster, const std::string& queue, Logger& log,
-                                         double heartbeat_timeout) {
-  return std::make_unique<QueueDispatch>(cluster, queue, log, heartbeat_timeout);
+std::unique_ptr<Dispatch> stage_dispatch(const Context& context, const std::string& queue, double heartbeat_timeout,
+                                         const std::function<std::unique_ptr<Evaluator>()>& make_evaluator) {
+  if (context.cluster && context.cluster->world().size > 1)
+    return std::make_unique<QueueDispatch>(*context.cluster, queue, context.log, heartbeat_timeout);
+  return std::make_unique<LocalDispatch>(make_evaluator());
 }
 
 void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluator, Logger& log) {
@@ -186,7 +194,5 @@ void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluato
   heartbeat.join();
   log.info("worker {}: queue '{}' closed; {} evaluations done here", name, queue, evaluated);
 }
-
-void finish_serving(const Cluster& cluster, const std::string& queue) { cluster.store().set(Keys{queue}.done(), bytes("1")); }
 
 }  // namespace nas

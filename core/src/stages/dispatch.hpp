@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@ namespace nas {
 
 class Cluster;
 class Logger;
+struct Context;
 
 struct Finished {
   std::int64_t index = 0;
@@ -31,18 +33,16 @@ class Dispatch {
   virtual void cancel() = 0;
 };
 
-/// Evaluates in this process, in submission order, when next() is called.
-std::unique_ptr<Dispatch> local_dispatch(Evaluator& evaluator);
-
-/// Pushes candidates to the cluster's queue named `queue` (one per stage, e.g. "search"); hands a
-/// candidate to another worker when the worker running it has sent no heartbeat for `heartbeat_timeout` s.
-std::unique_ptr<Dispatch> queue_dispatch(const Cluster& cluster, const std::string& queue, Logger& log,
-                                         double heartbeat_timeout);
+/// A stage's dispatch. With worker processes (context.cluster of more than one rank): the cluster's
+/// queue named `queue` (one per stage, e.g. "search"), which hands a candidate to another worker when
+/// the one running it has sent no heartbeat for `heartbeat_timeout` seconds, and is closed for the
+/// workers when the dispatch goes away, whatever happened. Else: `make_evaluator()` in this process,
+/// evaluating in submission order when next() is called.
+std::unique_ptr<Dispatch> stage_dispatch(const Context& context, const std::string& queue, double heartbeat_timeout,
+                                         const std::function<std::unique_ptr<Evaluator>()>& make_evaluator);
 
 /// A worker: evaluates candidates from `queue` until the coordinator says it is closed.
 void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluator, Logger& log);
-/// The coordinator: closes `queue`; its workers move on.
-void finish_serving(const Cluster& cluster, const std::string& queue);
 
 std::string worker_name();
 double now_seconds();

@@ -308,23 +308,6 @@ class Search {
   double overhead_ = 0, evaluating_ = 0;  // seconds, this process
 };
 
-// The evaluator of the stage, with the space, data and regularizers it may need.
-std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Registry& registry, const Context& context,
-                                          std::shared_ptr<const Space> space) {
-  EvaluatorArgs args{std::move(space), nullptr, {}};
-  if (const PluginChoice* data = stage.one("dataset"))
-    args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
-  for (const PluginChoice& r : stage.slots.at("regularizers"))
-    args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
-  const PluginChoice& choice = *stage.one("evaluator");
-  return registry.create<Evaluator>(choice.entry->name, choice.params, context, args);
-}
-
-std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const Context& context) {
-  const PluginChoice& choice = *stage.one("space");
-  return registry.create<Space>(choice.entry->name, choice.params, context, {});
-}
-
 void run(const StageConfig& stage, const Registry& registry, const Context& context) {
   const Params& p = stage.params;
   const PluginChoice& space_choice = *stage.one("space");
@@ -336,20 +319,8 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
 
   // Workers evaluate when the run has them; this process only coordinates then.
   const bool distributed = context.cluster && context.cluster->world().size > 1;
-  struct WorkersRelease {  // whatever happens here, the workers must not wait forever
-    const Cluster* cluster;
-    ~WorkersRelease() {
-      if (cluster) finish_serving(*cluster, "search");
-    }
-  } release{distributed ? context.cluster : nullptr};
-  std::unique_ptr<Evaluator> evaluator;
-  std::unique_ptr<Dispatch> dispatch;
-  if (distributed) {
-    dispatch = queue_dispatch(*context.cluster, "search", context.log, p.get<double>("heartbeat_timeout"));
-  } else {
-    evaluator = make_evaluator(stage, registry, context, space);
-    dispatch = local_dispatch(*evaluator);
-  }
+  auto dispatch = stage_dispatch(context, "search", p.get<double>("heartbeat_timeout"),
+                                 [&] { return make_evaluator(stage, registry, context, space); });
 
   Settings settings{{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")},
                     p.get<std::int64_t>("batch"),

@@ -3,7 +3,11 @@
 
 #include <fmt/format.h>
 
+#include "nas/dataset.hpp"
 #include "nas/error.hpp"
+#include "nas/evaluator.hpp"
+#include "nas/regularizer.hpp"
+#include "nas/space.hpp"
 
 namespace nas {
 
@@ -12,6 +16,27 @@ const std::vector<StageDef>& builtin_stages() {
                                                  stages::retrain(), stages::train()};
   return all;
 }
+
+namespace stages {
+
+std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const Context& context) {
+  const PluginChoice& choice = *stage.one("space");
+  return registry.create<Space>(choice.entry->name, choice.params, context, {});
+}
+
+std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Registry& registry, const Context& context,
+                                          std::shared_ptr<const Space> space, const std::string& plugin) {
+  EvaluatorArgs args{std::move(space), nullptr, {}};
+  if (const PluginChoice* data = stage.one("dataset"))
+    args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
+  for (const PluginChoice& r : stage.slots.at("regularizers"))
+    args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
+  if (!plugin.empty()) return registry.create<Evaluator>(plugin, stage.params, context, args);
+  const PluginChoice& choice = *stage.one("evaluator");
+  return registry.create<Evaluator>(choice.entry->name, choice.params, context, args);
+}
+
+}  // namespace stages
 
 const PluginChoice* StageConfig::one(std::string_view slot) const {
   auto it = slots.find(slot);

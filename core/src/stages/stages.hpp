@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "nas/store.hpp"
 
 namespace nas {
+class Evaluator;
 class Space;
 }
 
@@ -21,6 +23,13 @@ StageDef dataset_stats();
 StageDef search();
 StageDef select();
 StageDef retrain();
+
+/// The stage's `space` plugin.
+std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const Context& context);
+/// An evaluator with the space and the stage's `dataset` (if it has one) and `regularizers`: the one
+/// in the stage's `evaluator` slot, or, given `plugin`, that evaluator with the stage's own parameters.
+std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Registry& registry, const Context& context,
+                                          std::shared_ptr<const Space> space, const std::string& plugin = {});
 
 /// Writes dir/<rank>.genotype for each row (best first, a comment line giving rank, reward, evaluation
 /// and hash) and returns a table for the log and the list as JSON.

@@ -27,11 +27,6 @@ std::string read_file(const fs::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const Context& context) {
-  const PluginChoice& choice = *stage.one("space");
-  return registry.create<Space>(choice.entry->name, choice.params, context, {});
-}
-
 void run_select(const StageConfig& stage, const Registry& registry, const Context& context) {
   const std::string& from = stage.params.get<std::string>("from");
   fs::path file = from.empty() ? context.run_dir / "search.sqlite" : fs::path(from);
@@ -60,14 +55,9 @@ std::vector<fs::path> ranked_files(const fs::path& dir) {
   return files;
 }
 
+// The stage's recipe is evaluator/train's schema: a retrained child is that evaluator's child, larger.
 std::unique_ptr<Evaluator> make_trainer(const StageConfig& stage, const Registry& registry, const Context& context) {
-  EvaluatorArgs args{make_space(stage, registry, context), nullptr, {}};
-  const PluginChoice& data = *stage.one("dataset");
-  args.train_set = registry.create<Dataset>(data.entry->name, data.params, context, {Split::train});
-  for (const PluginChoice& r : stage.slots.at("regularizers"))
-    args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
-  // The stage's recipe is evaluator/train's schema: the retrained child is that evaluator's child, larger.
-  return registry.create<Evaluator>("train", stage.params, context, args);
+  return make_evaluator(stage, registry, context, make_space(stage, registry, context), "train");
 }
 
 void run_retrain(const StageConfig& stage, const Registry& registry, const Context& context) {
@@ -77,20 +67,8 @@ void run_retrain(const StageConfig& stage, const Registry& registry, const Conte
   auto space = make_space(stage, registry, context);
 
   const bool distributed = context.cluster && context.cluster->world().size > 1;
-  struct WorkersRelease {
-    const Cluster* cluster;
-    ~WorkersRelease() {
-      if (cluster) finish_serving(*cluster, "retrain");
-    }
-  } release{distributed ? context.cluster : nullptr};
-  std::unique_ptr<Evaluator> trainer;
-  std::unique_ptr<Dispatch> dispatch;
-  if (distributed) {
-    dispatch = queue_dispatch(*context.cluster, "retrain", context.log, p.get<double>("heartbeat_timeout"));
-  } else {
-    trainer = make_trainer(stage, registry, context);
-    dispatch = local_dispatch(*trainer);
-  }
+  auto dispatch = stage_dispatch(context, "retrain", p.get<double>("heartbeat_timeout"),
+                                 [&] { return make_trainer(stage, registry, context); });
   context.log.info("retraining {} architectures at {}@{} for {} epochs{}", files.size(), p.get<std::int64_t>("N"),
                    p.get<std::int64_t>("F"), p.get<std::int64_t>("epochs"),
                    distributed ? fmt::format(" on {} workers", context.cluster->world().size - 1) : "");
