@@ -252,6 +252,12 @@ std::vector<StoredEvaluation> SearchStore::round(std::int64_t round) const {
   return db_->select("WHERE round = ?", [&](Db::Statement& s) { s.bind(1, round); });
 }
 
+StoredEvaluation SearchStore::evaluation(std::int64_t index) const {
+  auto rows = db_->select("WHERE idx = ?", [&](Db::Statement& s) { s.bind(1, index); }, 1);
+  if (rows.empty()) throw Error(fmt::format("store '{}': no evaluation {}", file_.string(), index));
+  return std::move(rows.front());
+}
+
 std::vector<StoredEvaluation> SearchStore::best(std::int64_t k) const {
   std::vector<StoredEvaluation> rows = db_->select("WHERE status = 'ok'", [](Db::Statement&) {});
   std::stable_sort(rows.begin(), rows.end(),

@@ -69,6 +69,8 @@ class NAS_API SearchStore {
 
   std::vector<StoredEvaluation> evaluations() const;
   std::vector<StoredEvaluation> round(std::int64_t round) const;
+  /// The row `index`; throws Error if there is none.
+  StoredEvaluation evaluation(std::int64_t index) const;
   /// The `k` best ok rows by reward, one per hash (the first evaluated of equal rewards first).
   std::vector<StoredEvaluation> best(std::int64_t k) const;
   /// The first ok or failed row with this hash.

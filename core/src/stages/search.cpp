@@ -2,22 +2,17 @@
 // reward, the store records every step; none reaches into another (the controller sees decisions and
 // rewards, the evaluator candidates, the store rows). Outputs: search.sqlite, top/<rank>.genotype,
 // search.json.
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <fstream>
-#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "nas/controller.hpp"
-#include "nas/dataset.hpp"
 #include "nas/evaluator.hpp"
 #include "nas/log.hpp"
-#include "nas/regularizer.hpp"
 #include "nas/space.hpp"
 #include "nas/store.hpp"
 #include "cluster.hpp"
@@ -239,7 +234,7 @@ class Search {
       if (e.status != EvaluationStatus::pending) continue;
       if (s_.reuse) {
         if (auto earlier = store_.first_evaluated(e.hash)) {
-          reuse(e, earlier->index, rows.front().index);
+          reuse(e, earlier->index);
           continue;
         }
         if (auto r = repeats.find(e.hash); r != repeats.end()) {
@@ -263,20 +258,20 @@ class Search {
       evaluating_ += f.finished - f.started;
       StoredEvaluation& e = rows[position.at(f.index)];
       store_.record_result(f.index, f.evaluation, f.worker, f.started, f.finished);
-      stored(e, rows.front().index, f.finished - f.started);
-      for (std::size_t j : repeats[e.hash]) reuse(rows[j], e.index, rows.front().index);
+      stored(e, f.finished - f.started);
+      for (std::size_t j : repeats[e.hash]) reuse(rows[j], e.index);
     }
     return waited;
   }
 
-  void reuse(StoredEvaluation& e, std::int64_t from, std::int64_t first_of_round) {
+  void reuse(StoredEvaluation& e, std::int64_t from) {
     store_.record_reuse(e.index, from, now_seconds());
-    stored(e, first_of_round, 0);
+    stored(e, 0);
   }
 
   // A row just finished: read back as stored, counted, reported.
-  void stored(StoredEvaluation& e, std::int64_t first_of_round, double took) {
-    e = store_.round(round_)[static_cast<std::size_t>(e.index - first_of_round)];
+  void stored(StoredEvaluation& e, double took) {
+    e = store_.evaluation(e.index);
     progress_.finished(e, true);
     ++evaluated_now_;
     store_.set_meta("seconds", fmt::format("{}", progress_.seconds()));

@@ -57,7 +57,6 @@ class EvolutionController final : public nas::Controller {
 
   std::string save_state() const override {
     std::ostringstream out;
-    out.precision(17);
     out << rng_ << "\n" << random_proposals_ << " " << population_.size() << "\n";
     for (const Member& m : population_) {
       out << std::hexfloat << m.reward << std::defaultfloat << " " << m.decisions.size();
