@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS evaluations(
   worker TEXT NOT NULL DEFAULT '',
   proposed_at REAL NOT NULL,
   started_at REAL NOT NULL DEFAULT 0,
-  finished_at REAL NOT NULL DEFAULT 0);
+  finished_at REAL NOT NULL DEFAULT 0,
+  observed INTEGER);
 CREATE INDEX IF NOT EXISTS evaluations_hash ON evaluations(hash);
 CREATE INDEX IF NOT EXISTS evaluations_round ON evaluations(round);
 CREATE TABLE IF NOT EXISTS snapshots(round INTEGER PRIMARY KEY, state BLOB NOT NULL);
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 constexpr const char* kColumns =
     "idx, round, space, hash, genotype, decisions, memo, status, reward, final_score, metrics, failure, "
-    "reused_from, worker, proposed_at, started_at, finished_at";
+    "reused_from, worker, proposed_at, started_at, finished_at, observed";
 
 constexpr EvaluationStatus kStatuses[] = {EvaluationStatus::pending, EvaluationStatus::ok, EvaluationStatus::failed,
                                           EvaluationStatus::reused, EvaluationStatus::cancelled};
@@ -176,6 +177,7 @@ struct SearchStore::Db {
       e.proposed_at = s.number(14);
       e.started_at = s.number(15);
       e.finished_at = s.number(16);
+      if (!s.null(17)) e.observed = s.integer(17);
       rows.push_back(std::move(e));
     }
     return rows;
@@ -240,16 +242,23 @@ void SearchStore::record_reuse(std::int64_t index, std::int64_t from, double at)
   });
 }
 
+void SearchStore::record_observed(const std::vector<std::int64_t>& indices, std::int64_t step) {
+  db_->transaction([&] {
+    Db::Statement s(*db_, "UPDATE evaluations SET observed = ? WHERE idx = ? AND status NOT IN ('pending', 'cancelled')");
+    for (std::int64_t index : indices) {
+      s.bind(1, step).bind(2, index).run();
+      if (sqlite3_changes(db_->handle) != 1)
+        throw Error(fmt::format("store '{}': evaluation {} has no result to observe", file_.string(), index));
+    }
+  });
+}
+
 void SearchStore::cancel_pending() {
   db_->transaction([&] { db_->exec("UPDATE evaluations SET status = 'cancelled' WHERE status = 'pending'"); });
 }
 
 std::vector<StoredEvaluation> SearchStore::evaluations() const {
   return db_->select("", [](Db::Statement&) {});
-}
-
-std::vector<StoredEvaluation> SearchStore::round(std::int64_t round) const {
-  return db_->select("WHERE round = ?", [&](Db::Statement& s) { s.bind(1, round); });
 }
 
 StoredEvaluation SearchStore::evaluation(std::int64_t index) const {

@@ -74,7 +74,7 @@ TEST_F(DistributedTest, SlurmVariablesLaunchTheSameSearch) {
     tasks += fmt::format("SLURM_PROCID={} SLURM_NTASKS=3 SLURM_LOCALID={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
                          "env -u NAS_PLUGIN_PATH -u RANK '{}' run {} --run-dir slurm >task{}.log 2>&1 & ",
                          task, task, port, NAS_HOST, config("search_synthetic"), task);
-  ASSERT_EQ(std::system(fmt::format("cd '{}' && {} wait", dir_.string(), tasks).c_str()), 0);
+  ASSERT_EQ(std::system(fmt::format("cd '{}' && ( {} wait )", dir_.string(), tasks).c_str()), 0);
   EXPECT_EQ(trajectory("slurm"), trajectory("one")) << nas::test::read_text(dir_ / "task0.log");
   EXPECT_THAT(nas::test::read_text(dir_ / "slurm" / "worker-1.log"), HasSubstr("worker rank 1 of 3 (slurm)"));
 
@@ -88,7 +88,8 @@ TEST_F(DistributedTest, SlurmVariablesLaunchTheSameSearch) {
 TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
   // One thread everywhere: the same arithmetic in the coordinator-only and the worker processes.
   // Children of about a second: a worker that has just finished one is busy with the next.
-  const std::string search = fmt::format("{} search.heartbeat_timeout=2 experiment.threads=1 search.evaluator.epochs=4",
+  const std::string search = fmt::format("{} search.schedule=sync search.heartbeat_timeout=2 experiment.threads=1 "
+                                         "search.evaluator.epochs=4",
                                          config("search_train_small"));
   ASSERT_EQ(host(fmt::format("run {} --run-dir one", search)).code, 0);
 
@@ -119,6 +120,35 @@ TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
   EXPECT_THAT(log, HasSubstr("was killed by signal 9"));
   EXPECT_THAT(log, HasSubstr("goes to another worker"));  // its evaluation was handed over
   EXPECT_EQ(workers("two").size(), 2u);
+}
+
+TEST_F(DistributedTest, AsynchronousWorkersNeverWaitForAStraggler) {
+  auto r = host(fmt::format("run {} --run-dir async --nproc 2 search.schedule=async search.evaluations=30 "
+                            "search.evaluator.seconds=0.02 search.evaluator.straggler_rate=0.15 "
+                            "search.evaluator.straggler_seconds=2",
+                            config("search_synthetic")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("asynchronous, 3 in flight"));
+  const auto all = rows("async");
+  ASSERT_EQ(all.size(), 30u);
+  std::set<std::int64_t> steps;
+  for (const auto& e : all) {
+    EXPECT_NE(e.status, nas::EvaluationStatus::pending) << "#" << e.index;
+    ASSERT_TRUE(e.observed) << "#" << e.index;
+    steps.insert(*e.observed);
+  }
+  EXPECT_EQ(steps.size(), 30u);  // each result observed on its own as it came
+  // While a straggler ran, the other worker went on: it started and finished evaluations meanwhile.
+  std::int64_t stragglers = 0, overtaken = 0;
+  for (const auto& s : all) {
+    if (s.worker.empty() || s.finished_at - s.started_at < 2) continue;
+    ++stragglers;
+    for (const auto& e : all)
+      if (!e.worker.empty() && e.worker != s.worker && e.started_at > s.started_at && e.finished_at < s.finished_at)
+        ++overtaken;
+  }
+  ASSERT_GT(stragglers, 0);
+  EXPECT_GT(overtaken, stragglers) << r.output;
 }
 
 TEST_F(DistributedTest, RetrainingIsSharedByTheWorkers) {

@@ -162,12 +162,17 @@ TEST_F(SearchTest, ChildrenThatFailAreRecordedWithTheirReasonAndTheSearchGoesOn)
   EXPECT_THAT(r.output, HasSubstr(fmt::format("({} failed)", failed)));
 }
 
-TEST_F(SearchTest, AKilledSearchResumesWithNothingLostOrRepeated) {
-  ASSERT_EQ(host(fmt::format("run {} --run-dir whole", config("search_train_small"))).code, 0);
+// Resuming replays the controller's proposals and observations after its last snapshot: in both
+// schedules the resumed search is the uninterrupted one.
+class ResumeTest : public SearchTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ResumeTest, AKilledSearchResumesWithNothingLostOrRepeated) {
+  const std::string search = fmt::format("{} search.schedule={}", config("search_train_small"), GetParam());
+  ASSERT_EQ(host(fmt::format("run {} --run-dir whole", search)).code, 0);
 
   // The same search, killed with SIGKILL once a few children are stored, then resumed.
   std::string start = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' run {} --run-dir killed >killed.log 2>&1 & echo $!",
-                                  dir_.string(), NAS_HOST, config("search_train_small"));
+                                  dir_.string(), NAS_HOST, search);
   FILE* pipe = popen(start.c_str(), "r");
   pid_t pid = 0;
   ASSERT_EQ(fscanf(pipe, "%d", &pid), 1);
@@ -196,7 +201,10 @@ TEST_F(SearchTest, AKilledSearchResumesWithNothingLostOrRepeated) {
       EXPECT_EQ(after[static_cast<std::size_t>(e.index)].finished_at, e.finished_at) << "#" << e.index;
       EXPECT_EQ(after[static_cast<std::size_t>(e.index)].worker, e.worker) << "#" << e.index;
     }
+  for (const auto& e : after) EXPECT_TRUE(e.observed) << "#" << e.index;  // the controller learned from all
 }
+
+INSTANTIATE_TEST_SUITE_P(Schedules, ResumeTest, ::testing::Values("async", "sync"));
 
 TEST_F(SearchTest, PpoOnNasBench201FindsAGoodCell) {
   const fs::path tables = fs::path(NAS_SOURCE_DIR) / "../shared/data/nasbench201";

@@ -41,7 +41,10 @@ TEST(StoreTest, RowsGoFromPendingToTheirResultAndSurviveReopening) {
     store.record_result(1, failed, "host:1", 1020, 1021);
     ASSERT_TRUE(store.first_evaluated("aa"));
     store.record_reuse(2, store.first_evaluated("aa")->index, 1022);
+    store.record_observed({0, 2}, 1);
+    store.record_observed({1}, 2);
     store.cancel_pending();
+    EXPECT_THROW(store.record_observed({3}, 3), nas::Error);  // nothing to observe
     EXPECT_THROW(store.record_result(0, ok, "host:1", 0, 0), nas::Error);  // no longer pending
   }
   nas::SearchStore store(file);
@@ -61,7 +64,12 @@ TEST(StoreTest, RowsGoFromPendingToTheirResultAndSurviveReopening) {
   EXPECT_EQ(rows[2].reused_from, 0);
   EXPECT_EQ(rows[2].reward, 0.75);
   EXPECT_EQ(rows[3].status, nas::EvaluationStatus::cancelled);
-  EXPECT_EQ(store.round(1).size(), 2u);
+  EXPECT_EQ(rows[0].round, 0);
+  EXPECT_EQ(rows[3].round, 1);
+  EXPECT_EQ(rows[0].observed, 1);
+  EXPECT_EQ(rows[1].observed, 2);
+  EXPECT_EQ(rows[2].observed, 1);
+  EXPECT_FALSE(rows[3].observed);
   EXPECT_FALSE(store.first_evaluated("cc"));
 }
 

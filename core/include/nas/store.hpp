@@ -30,7 +30,7 @@ NAS_API std::string_view to_string(EvaluationStatus status);
 
 struct StoredEvaluation {
   std::int64_t index = 0;                ///< proposal order, from 0
-  std::int64_t round = 0;                ///< the controller step that proposed it
+  std::int64_t round = 0;                ///< the controller's step when it was proposed (observe() calls before)
   std::string space;                     ///< the space plugin's key
   std::string hash;
   std::string genotype;
@@ -44,6 +44,7 @@ struct StoredEvaluation {
   std::optional<std::int64_t> reused_from;
   std::string worker;                    ///< who evaluated it (host:pid)
   double proposed_at = 0, started_at = 0, finished_at = 0;  ///< seconds since the epoch; 0: not yet
+  std::optional<std::int64_t> observed;  ///< the controller's step that learned from it (1: the first observe() call)
 };
 
 class NAS_API SearchStore {
@@ -64,11 +65,12 @@ class NAS_API SearchStore {
                      double finished_at);
   /// Marks a pending row, at time `at`, as a copy of the finished row `from`.
   void record_reuse(std::int64_t index, std::int64_t from, double at);
+  /// Marks finished rows as learned from by the controller's observe() call number `step`.
+  void record_observed(const std::vector<std::int64_t>& indices, std::int64_t step);
   /// Marks every pending row cancelled.
   void cancel_pending();
 
   std::vector<StoredEvaluation> evaluations() const;
-  std::vector<StoredEvaluation> round(std::int64_t round) const;
   /// The row `index`; throws Error if there is none.
   StoredEvaluation evaluation(std::int64_t index) const;
   /// The `k` best ok rows by reward, one per hash (the first evaluated of equal rewards first).
@@ -77,7 +79,7 @@ class NAS_API SearchStore {
   std::optional<StoredEvaluation> first_evaluated(std::string_view hash) const;
 
   struct Snapshot {
-    std::int64_t round = 0;  ///< the controller's state before proposing this round
+    std::int64_t round = 0;  ///< the controller's step: its state after this many observe() calls
     std::string state;
   };
   /// Replaces the previous snapshot (states can be megabytes; only the latest is needed to resume).

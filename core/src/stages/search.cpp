@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -122,12 +123,20 @@ void summarize(const SearchStore& store, const Space& space, std::int64_t top_k,
 struct Settings {
   Budget budget;
   std::int64_t batch = 20;
+  bool asynchronous = true;
+  std::int64_t depth = 1;  // asynchronous: proposals unfinished at once
   bool reuse = true;
   std::function<double(double)> transform;
   std::string space_key, controller_key;
 };
 
-/// The loop: rounds of propose -> store -> evaluate each -> store -> observe -> snapshot.
+/// The loop: the controller proposes, the dispatch evaluates, the controller observes.
+/// Synchronous: rounds of `batch` proposals, observed together in proposal order once all are done
+/// (the same architectures whatever the number of workers). Asynchronous: `depth` proposals
+/// unfinished at once; each result is observed as it arrives and a new proposal takes its place, so
+/// no worker waits for a straggler (the controller decides when it learns, e.g. PPO every 20
+/// results). The store records every proposal and observation with the controller's step (its
+/// count of observe() calls), which lets a resumed search replay them from the latest snapshot.
 class Search {
  public:
   Search(Settings settings, const Space& space, Controller& controller, Dispatch& dispatch, SearchStore& store,
@@ -137,54 +146,73 @@ class Search {
         progress_(context.log, s_.budget, std::stod(store.meta("seconds").value_or("0"))) {
     if (auto snapshot = store_.latest_snapshot()) {
       controller_.load_state(snapshot->state);
-      round_ = snapshot->round;
+      step_ = snapshot->round;
     }
-    const std::vector<StoredEvaluation> history = store_.evaluations();
-    for (const StoredEvaluation& e : history) {
+    history_ = store_.evaluations();
+    for (const StoredEvaluation& e : history_) {
       if (e.status == EvaluationStatus::cancelled) continue;
       progress_.proposed(1);
       if (e.status != EvaluationStatus::pending) progress_.finished(e, false);
     }
-    next_index_ = history.empty() ? 0 : history.back().index + 1;
-    resumed_ = !history.empty();
+    next_index_ = history_.empty() ? 0 : history_.back().index + 1;
+    replay();
   }
 
-  bool resumed() const { return resumed_; }
-  std::int64_t round() const { return round_; }
+  bool resumed() const { return !history_.empty(); }
+  std::int64_t step() const { return step_; }
   const Progress& progress() const { return progress_; }
 
-  /// Runs rounds until a budget stops the search; returns why it stopped.
+  /// Runs until a budget stops the search; returns why it stopped.
   std::string run() {
-    std::string why;
-    while (why.empty()) {
-      const auto round_start = std::chrono::steady_clock::now();
-      std::vector<StoredEvaluation> rows = store_.round(round_);
-      if (rows.empty()) {
-        if (!(why = progress_.stop_reason(true)).empty()) break;
-        rows = propose(std::min(s_.batch, s_.budget.evaluations - progress_.proposed_count()));
-      } else {
-        replay(rows);
-      }
-      const double waited = evaluate_round(rows, why);
-      if (!why.empty()) store_.cancel_pending();
-      observe(rows);
-      overhead_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - round_start).count() - waited;
+    const auto run_start = std::chrono::steady_clock::now();
+    for (const StoredEvaluation& e : std::exchange(history_, {})) {  // what the interruption left unfinished
+      if (e.status == EvaluationStatus::pending) start(e);
+      else if (e.status != EvaluationStatus::cancelled && !e.observed) ready_.push_back(e);
     }
+    std::string why;
+    for (;;) {
+      if (!(why = progress_.stop_reason(false)).empty()) {  // wall time or target reward: stop now
+        if (unfinished_ > 0) dispatch_.cancel();
+        store_.cancel_pending();
+        break;
+      }
+      if (observable()) {
+        observe();
+        continue;
+      }
+      if (const std::int64_t count = std::min(room(), s_.budget.evaluations - progress_.proposed_count()); count > 0) {
+        propose(count);
+        continue;
+      }
+      if (unfinished_ == 0) {
+        why = progress_.stop_reason(true);
+        break;
+      }
+      wait_for_result();
+    }
+    const double overhead = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() - waited_;
     if (evaluated_now_ > 0 && evaluating_ > 0)
       context_.log.info("search overhead (controller, store, dispatch): {:.2f} ms per evaluation, {:.3f}% of evaluation time",
-                        1e3 * overhead_ / static_cast<double>(evaluated_now_), 100 * overhead_ / evaluating_);
+                        1e3 * overhead / static_cast<double>(evaluated_now_), 100 * overhead / evaluating_);
     return why;
   }
 
  private:
-  // A new round: the controller's proposals, decoded, hashed and stored as pending rows.
-  std::vector<StoredEvaluation> propose(std::int64_t count) {
+  // How many proposals may be made now.
+  std::int64_t room() const {
+    if (s_.asynchronous) return s_.depth - unfinished_;
+    return unfinished_ == 0 && ready_.empty() ? s_.batch : 0;
+  }
+  bool observable() const { return !ready_.empty() && (s_.asynchronous || unfinished_ == 0); }
+
+  // The controller's proposals, decoded, hashed, stored as pending rows and started.
+  void propose(std::int64_t count) {
     std::vector<Proposal> proposals = checked_proposals(count);
     std::vector<StoredEvaluation> rows;
     for (Proposal& proposal : proposals) {
       StoredEvaluation e;
       e.index = next_index_++;
-      e.round = round_;
+      e.round = step_;
       e.space = s_.space_key;
       try {
         e.genotype = space_.decode(proposal.decisions);
@@ -199,19 +227,33 @@ class Search {
     }
     store_.add_proposals(rows);
     progress_.proposed(count);
-    return rows;
+    for (const StoredEvaluation& e : rows) start(e);
   }
 
-  // A round stored before an interruption: the restored controller proposes it again, which moves
-  // its generator where the uninterrupted run's was; the stored rows stay the round's.
-  void replay(const std::vector<StoredEvaluation>& rows) {
-    std::vector<Proposal> proposals = checked_proposals(static_cast<std::int64_t>(rows.size()));
-    for (std::size_t i = 0; i < rows.size(); ++i)
-      if (proposals[i].decisions != rows[i].decisions) {
-        context_.log.warn("resume: {} proposes differently than before the interruption (is it deterministic?); "
-                          "round {} continues with the stored proposals", s_.controller_key, round_);
-        return;
+  // Resuming: the restored controller makes again the proposals and observations stored after its
+  // snapshot, which brings its state (generator included) where the uninterrupted run's was; the
+  // stored rows stay what they were.
+  void replay() {
+    std::map<std::int64_t, std::vector<const StoredEvaluation*>> proposed, observed;  // by step
+    for (const StoredEvaluation& e : history_) {
+      if (e.round >= step_) proposed[e.round].push_back(&e);
+      if (e.observed && *e.observed > step_) observed[*e.observed].push_back(&e);
+    }
+    bool warned = false;
+    for (;; ++step_) {
+      if (auto p = proposed.find(step_); p != proposed.end()) {
+        std::vector<Proposal> again = checked_proposals(static_cast<std::int64_t>(p->second.size()));
+        for (std::size_t i = 0; i < again.size() && !warned; ++i)
+          if (again[i].decisions != p->second[i]->decisions) {
+            context_.log.warn("resume: {} proposes differently than before the interruption (is it deterministic?); "
+                              "the search continues with the stored proposals", s_.controller_key);
+            warned = true;
+          }
       }
+      auto o = observed.find(step_ + 1);
+      if (o == observed.end()) break;
+      controller_.observe(outcomes(o->second));
+    }
   }
 
   std::vector<Proposal> checked_proposals(std::int64_t count) {
@@ -221,74 +263,82 @@ class Search {
     return proposals;
   }
 
-  // Dispatches the round's pending rows and stores each result as it comes; a repeat of an
-  // architecture stored before, or dispatched earlier in the round, reuses its result. Sets `why`
-  // when a budget stops the round. Returns the seconds spent waiting for results.
-  double evaluate_round(std::vector<StoredEvaluation>& rows, std::string& why) {
-    std::map<std::string, std::vector<std::size_t>> repeats;  // hash dispatched this round -> rows repeating it
-    std::map<std::int64_t, std::size_t> position;             // index -> row
-    std::size_t in_flight = 0;
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      StoredEvaluation& e = rows[i];
-      position[e.index] = i;
-      if (e.status != EvaluationStatus::pending) continue;
-      if (s_.reuse) {
-        if (auto earlier = store_.first_evaluated(e.hash)) {
-          reuse(e, earlier->index);
-          continue;
-        }
-        if (auto r = repeats.find(e.hash); r != repeats.end()) {
-          r->second.push_back(i);
-          continue;
-        }
-        repeats[e.hash];
-      }
-      dispatch_.submit(Candidate{e.index, e.decisions, e.genotype, e.hash});
-      ++in_flight;
+  // A pending row: reuses the stored result of the same architecture, waits for the same
+  // architecture already dispatched, or is dispatched.
+  void start(const StoredEvaluation& e) {
+    ++unfinished_;
+    if (s_.reuse) {
+      if (auto earlier = store_.first_evaluated(e.hash)) return reuse(e.index, earlier->index);
+      if (auto [repeats, first] = waiting_.try_emplace(e.hash); !first) return repeats->second.push_back(e.index);
     }
-    double waited = 0;
-    for (; in_flight > 0; --in_flight) {
-      if (!(why = progress_.stop_reason(false)).empty()) {
-        dispatch_.cancel();
-        break;
-      }
-      const auto wait_start = std::chrono::steady_clock::now();
-      Finished f = dispatch_.next();
-      waited += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
-      evaluating_ += f.finished - f.started;
-      StoredEvaluation& e = rows[position.at(f.index)];
-      store_.record_result(f.index, f.evaluation, f.worker, f.started, f.finished);
-      stored(e, f.finished - f.started);
-      for (std::size_t j : repeats[e.hash]) reuse(rows[j], e.index);
-    }
-    return waited;
+    dispatch_.submit(Candidate{e.index, e.decisions, e.genotype, e.hash});
   }
 
-  void reuse(StoredEvaluation& e, std::int64_t from) {
-    store_.record_reuse(e.index, from, now_seconds());
-    stored(e, 0);
+  void wait_for_result() {
+    const auto wait_start = std::chrono::steady_clock::now();
+    Finished f = dispatch_.next();
+    waited_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
+    evaluating_ += f.finished - f.started;
+    store_.record_result(f.index, f.evaluation, f.worker, f.started, f.finished);
+    finished(f.index, f.finished - f.started);
   }
 
-  // A row just finished: read back as stored, counted, reported.
-  void stored(StoredEvaluation& e, double took) {
-    e = store_.evaluation(e.index);
+  void reuse(std::int64_t index, std::int64_t from) {
+    store_.record_reuse(index, from, now_seconds());
+    finished(index, 0);
+  }
+
+  // A row just finished: read back as stored, counted, reported, ready for the controller; the
+  // repeats that waited for it reuse it.
+  void finished(std::int64_t index, double took) {
+    StoredEvaluation e = store_.evaluation(index);
+    --unfinished_;
     progress_.finished(e, true);
     ++evaluated_now_;
     store_.set_meta("seconds", fmt::format("{}", progress_.seconds()));
     progress_.report(e, took);
+    auto repeats = waiting_.find(e.hash);
+    ready_.push_back(std::move(e));
+    if (repeats == waiting_.end()) return;
+    const std::vector<std::int64_t> waiting = std::move(repeats->second);
+    waiting_.erase(repeats);
+    for (std::int64_t repeat : waiting) reuse(repeat, index);
   }
 
-  // The controller learns from the round's results; its state becomes the next round's snapshot.
-  void observe(const std::vector<StoredEvaluation>& rows) {
-    std::vector<Outcome> outcomes;
-    for (const StoredEvaluation& e : rows) {
-      if (e.status == EvaluationStatus::pending || e.status == EvaluationStatus::cancelled) continue;
-      Outcome o{Proposal{e.decisions, e.memo}, std::nullopt, e.failure};
-      if (e.reward) o.reward = s_.transform(*e.reward);
-      outcomes.push_back(std::move(o));
+  // The controller learns from the oldest result (asynchronous) or the whole round in proposal order
+  // (synchronous); a snapshot of its state follows every `batch` results.
+  void observe() {
+    std::vector<StoredEvaluation> rows;
+    if (s_.asynchronous) {
+      rows.push_back(std::move(ready_.front()));
+      ready_.pop_front();
+    } else {
+      rows.assign(std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.end()));
+      ready_.clear();
+      std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
     }
-    controller_.observe(outcomes);
-    store_.save_snapshot({++round_, controller_.save_state()});
+    std::vector<const StoredEvaluation*> observed;
+    std::vector<std::int64_t> indices;
+    for (const StoredEvaluation& e : rows) {
+      observed.push_back(&e);
+      indices.push_back(e.index);
+    }
+    controller_.observe(outcomes(observed));
+    store_.record_observed(indices, ++step_);
+    if ((observed_since_snapshot_ += static_cast<std::int64_t>(rows.size())) >= s_.batch) {
+      store_.save_snapshot({step_, controller_.save_state()});
+      observed_since_snapshot_ = 0;
+    }
+  }
+
+  std::vector<Outcome> outcomes(const std::vector<const StoredEvaluation*>& rows) const {
+    std::vector<Outcome> list;
+    for (const StoredEvaluation* e : rows) {
+      Outcome o{Proposal{e->decisions, e->memo}, std::nullopt, e->failure};
+      if (e->reward) o.reward = s_.transform(*e->reward);
+      list.push_back(std::move(o));
+    }
+    return list;
   }
 
   Settings s_;
@@ -298,9 +348,11 @@ class Search {
   SearchStore& store_;
   const Context& context_;
   Progress progress_;
-  std::int64_t round_ = 0, next_index_ = 0, evaluated_now_ = 0;
-  bool resumed_ = false;
-  double overhead_ = 0, evaluating_ = 0;  // seconds, this process
+  std::vector<StoredEvaluation> history_;  // the store when the search started, until run() takes it up
+  std::deque<StoredEvaluation> ready_;     // finished, not yet observed
+  std::map<std::string, std::vector<std::int64_t>> waiting_;  // hash dispatched -> rows waiting for its result
+  std::int64_t step_ = 0, next_index_ = 0, unfinished_ = 0, observed_since_snapshot_ = 0, evaluated_now_ = 0;
+  double waited_ = 0, evaluating_ = 0;  // seconds, this process
 };
 
 void run(const StageConfig& stage, const Registry& registry, const Context& context) {
@@ -313,26 +365,31 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
   auto controller = registry.create<Controller>(controller_choice.entry->name, controller_choice.params, context, {decisions});
 
   // Workers evaluate when the run has them; this process only coordinates then.
-  const bool distributed = context.cluster && context.cluster->world().size > 1;
+  const std::int64_t workers = context.cluster ? context.cluster->world().size - 1 : 0;
   auto dispatch = stage_dispatch(context, "search", p.get<double>("heartbeat_timeout"),
                                  [&] { return make_evaluator(stage, registry, context, space); });
 
   Settings settings{{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")},
                     p.get<std::int64_t>("batch"),
+                    p.get<std::string>("schedule") == "async",
+                    workers > 0 ? workers + p.get<std::int64_t>("queue_ahead") : 1,
                     p.get<std::string>("repeats") == "reuse",
                     reward_transform(p.get<std::string>("reward_transform")),
                     space_choice.entry->key,
                     controller_choice.entry->key};
+  const std::string schedule = settings.asynchronous
+                                   ? fmt::format("asynchronous, {} in flight", settings.depth)
+                                   : fmt::format("synchronous rounds of {}", settings.batch);
   const Budget budget = settings.budget;
   SearchStore store(context.run_dir / "search.sqlite");
   Search search(std::move(settings), *space, *controller, *dispatch, store, context);
-  context.log.info("search: {} ({} decisions), {}, {}{}; budget {} evaluations{}{}{}", space_choice.entry->key,
+  context.log.info("search: {} ({} decisions), {}, {}{}, {}; budget {} evaluations{}{}{}", space_choice.entry->key,
                    decisions.size(), controller_choice.entry->key, evaluator_choice.entry->key,
-                   distributed ? fmt::format(" on {} workers", context.cluster->world().size - 1) : "", budget.evaluations,
+                   workers > 0 ? fmt::format(" on {} workers", workers) : "", schedule, budget.evaluations,
                    budget.wall_time > 0 ? fmt::format(", {}", duration_text(budget.wall_time)) : "",
                    budget.target_reward > 0 ? fmt::format(", target reward {}", budget.target_reward) : "",
-                   search.resumed() ? fmt::format("; resuming at round {} with {} evaluations stored", search.round(),
-                                                  search.progress().finished_count())
+                   search.resumed() ? fmt::format("; resuming at controller step {} with {} evaluations stored",
+                                                  search.step(), search.progress().finished_count())
                                     : "");
   const std::string why = search.run();
   summarize(store, *space, p.get<std::int64_t>("top_k"), why, context);
@@ -376,7 +433,11 @@ StageDef search() {
       {integer("evaluations", 100).at_least(1).help("budget: architectures to propose (repeats included)"),
        number("wall_time", 0.0).at_least(0).help("budget: seconds (across resumes); 0: none"),
        number("target_reward", 0.0).help("stop once a reward reaches this; 0: never"),
-       integer("batch", 20).range(1, 100000).help("proposals per controller round (the controller observes a round at once)"),
+       choice("schedule", {"async", "sync"}, "async")
+           .help("async: each result is observed as it arrives and replaced by a new proposal (workers never wait); "
+                 "sync: rounds of `batch`, observed in proposal order (the same architectures for any number of workers)"),
+       integer("batch", 20).range(1, 100000).help("sync: proposals per round; both: results between controller snapshots"),
+       integer("queue_ahead", 1).range(0, 100000).help("async with workers: proposals queued beyond one per worker"),
        choice("reward_transform", {"identity", "cube"}, "identity").help("what the controller learns from: reward or reward^3"),
        choice("repeats", {"reuse", "evaluate"}, "reuse").help("an architecture evaluated before: reuse its result, or evaluate it again"),
        integer("top_k", 5).range(1, 10000).help("best distinct architectures written to top/"),

@@ -1,8 +1,12 @@
 // evaluator/synthetic: a deterministic reward with a known optimum, for tests and controller studies.
 // A hidden target decision vector is drawn from `optimum_seed`; the reward is the fraction of the
 // candidate's decisions equal to the target's (1 at the optimum), plus Gaussian noise that is a
-// function of the architecture, so the same architecture always gets the same reward.
+// function of the architecture, so the same architecture always gets the same reward. It can also
+// take time like a real evaluation (to study schedules): `seconds` each, `straggler_seconds` for a
+// `straggler_rate` fraction of the architectures.
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "nas/evaluator.hpp"
 #include "nas/plugin.hpp"
@@ -17,7 +21,10 @@ class SyntheticEvaluator final : public nas::Evaluator {
   SyntheticEvaluator(const nas::Params& p, const nas::Space& space)
       : seed_(static_cast<std::uint64_t>(p.get<std::int64_t>("optimum_seed"))),
         noise_(p.get<double>("noise")),
-        fail_rate_(p.get<double>("fail_rate")) {
+        fail_rate_(p.get<double>("fail_rate")),
+        seconds_(p.get<double>("seconds")),
+        straggler_rate_(p.get<double>("straggler_rate")),
+        straggler_seconds_(p.get<double>("straggler_seconds")) {
     // Derived, not the seed itself: a controller seeded with the same number must not draw the optimum.
     std::mt19937_64 rng(nas::derive_seed(seed_, kOptimumStream, 0));
     for (const nas::Decision& d : space.decisions())
@@ -31,6 +38,9 @@ class SyntheticEvaluator final : public nas::Evaluator {
       return out;
     }
     std::seed_seq seq(candidate.hash.begin(), candidate.hash.end());
+    std::mt19937_64 timing(seq);  // its own stream: the rewards do not depend on the timing settings
+    const bool straggler = std::uniform_real_distribution<double>(0, 1)(timing) < straggler_rate_;
+    std::this_thread::sleep_for(std::chrono::duration<double>(straggler ? straggler_seconds_ : seconds_));
     std::mt19937_64 rng(seq);
     rng.discard(seed_ % 1024);  // another optimum_seed, other noise
     if (std::uniform_real_distribution<double>(0, 1)(rng) < fail_rate_) {
@@ -47,7 +57,7 @@ class SyntheticEvaluator final : public nas::Evaluator {
 
  private:
   std::uint64_t seed_;
-  double noise_, fail_rate_;
+  double noise_, fail_rate_, seconds_, straggler_rate_, straggler_seconds_;
   std::vector<std::int64_t> optimum_;
 };
 
@@ -57,7 +67,10 @@ void register_all(nas::Registrar& r) {
       "synthetic", "reward = fraction of decisions equal to a hidden optimum, plus noise (for tests)",
       {integer("optimum_seed", 1).at_least(0).help("draws the hidden optimum"),
        number("noise", 0.0).range(0, 10).help("standard deviation of the reward noise (fixed per architecture)"),
-       number("fail_rate", 0.0).range(0, 1).help("fraction of architectures whose evaluation fails")},
+       number("fail_rate", 0.0).range(0, 1).help("fraction of architectures whose evaluation fails"),
+       number("seconds", 0.0).range(0, 86400).help("simulated evaluation time"),
+       number("straggler_rate", 0.0).range(0, 1).help("fraction of architectures that take straggler_seconds instead"),
+       number("straggler_seconds", 0.0).range(0, 86400).help("simulated evaluation time of a straggler")},
       [](const nas::Params& p, const nas::Context&, const nas::EvaluatorArgs& args) {
         return std::make_unique<SyntheticEvaluator>(p, *args.space);
       });
