@@ -46,6 +46,12 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(Threads REQUIRED)
 find_package(SQLite3 REQUIRED)
+# c10d's ProcessGroupGloo.hpp includes gloo's headers, which the wheel does not ship. Debian's are
+# older than the gloo inside libtorch, which is harmless: only pointers to gloo's types reach our code.
+find_path(NAS_GLOO_INCLUDE_DIR gloo/algorithm.h)
+if(NOT NAS_GLOO_INCLUDE_DIR)
+  message(FATAL_ERROR "gloo's headers (gloo/algorithm.h) not found; install libgloo-dev (scripts/setup.sh)")
+endif()
 if(NAS_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -1,16 +1,19 @@
 // The processes of one run: who this one is (rank, world size, from nas-host --nproc, torchrun or
-// SLURM) and the c10d TCPStore they share. Internal to the core.
+// SLURM) and the c10d TCPStore they share. Internal to the core (exported for its tests).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
+#include "nas/api.hpp"
+
 namespace nas {
 
-struct World {
+struct NAS_API World {
   std::int64_t rank = 0;        ///< 0: the coordinator (controller and store); others evaluate
   std::int64_t size = 1;
   std::int64_t local_rank = 0;  ///< on this machine: the GPU to use
@@ -28,17 +31,22 @@ struct World {
 
 /// The run's key-value store: rank 0 serves it (unless torchrun's agent does), every rank connects;
 /// keys live under "nas/". `port` 0 on the server picks a free port (read it back with port()).
-class Cluster {
+class NAS_API Cluster {
  public:
   Cluster(World world, std::chrono::milliseconds timeout);
   const World& world() const { return world_; }
   c10d::Store& store() const { return *store_; }
+  const c10::intrusive_ptr<c10d::Store>& store_handle() const { return store_; }  ///< for c10d's own users
   std::uint16_t port() const { return port_; }
+  /// "<prefix>-<n>" for the n-th call on this process: the same sequence on every rank that makes
+  /// the same calls in the same order (names for process groups).
+  std::string next_name(const std::string& prefix) const { return prefix + "-" + std::to_string(names_++); }
 
  private:
   World world_;
   c10::intrusive_ptr<c10d::Store> store_;
   std::uint16_t port_ = 0;
+  mutable std::atomic<int> names_{0};
 };
 
 }  // namespace nas

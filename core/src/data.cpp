@@ -59,13 +59,17 @@ std::vector<std::int64_t> first_per_class(const Dataset& dataset, const std::vec
 Loader::Loader(const Dataset& dataset, std::vector<std::int64_t> indices, LoaderOptions options, std::uint64_t seed)
     : dataset_(dataset), indices_(std::move(indices)), options_(std::move(options)), seed_(seed) {
   if (options_.batch_size < 1) throw UsageError("batch size must be at least 1");
-  if (options_.train && examples() < options_.batch_size)
-    throw UsageError(fmt::format("{} training examples are fewer than one batch of {}", examples(), options_.batch_size));
+  if (options_.shards < 1 || options_.shard < 0 || options_.shard >= options_.shards)
+    throw UsageError(fmt::format("shard {} of {}: expected 0 <= shard < shards", options_.shard, options_.shards));
+  if (options_.train && examples() < options_.batch_size * options_.shards)
+    throw UsageError(fmt::format("{} training examples are fewer than one batch of {}", examples(),
+                                 options_.batch_size * options_.shards));
 }
 
 std::int64_t Loader::batches_per_epoch() const {
-  std::int64_t n = examples(), b = options_.batch_size;
-  return options_.train ? n / b : (n + b - 1) / b;
+  const std::int64_t n = examples(), b = options_.batch_size, shards = options_.shards;
+  if (options_.train) return n / (b * shards);
+  return ((n + b - 1) / b - options_.shard + shards - 1) / shards;
 }
 
 std::vector<std::int64_t> Loader::order(std::int64_t epoch) const {
@@ -80,8 +84,10 @@ std::vector<std::int64_t> Loader::order(std::int64_t epoch) const {
 Batch Loader::batch(std::int64_t epoch, std::int64_t index) const { return build(order(epoch), epoch, index); }
 
 Batch Loader::build(const std::vector<std::int64_t>& order, std::int64_t epoch, std::int64_t index) const {
-  std::int64_t begin = index * options_.batch_size;
-  std::int64_t end = std::min<std::int64_t>(begin + options_.batch_size, static_cast<std::int64_t>(order.size()));
+  // With shards, this process's share: the shard-th slice of a global training batch, or the
+  // (index * shards + shard)-th evaluation batch; both begin at the same position.
+  const std::int64_t begin = (index * options_.shards + options_.shard) * options_.batch_size;
+  const std::int64_t end = std::min<std::int64_t>(begin + options_.batch_size, static_cast<std::int64_t>(order.size()));
   std::vector<at::Tensor> images;
   std::vector<std::int64_t> labels;
   const std::int64_t pad = options_.augmentation.crop_padding;

@@ -7,6 +7,7 @@
 #include "nas/data.hpp"
 #include "nas/dataset.hpp"
 #include "nas/space.hpp"
+#include "cluster.hpp"
 
 namespace nas {
 
@@ -51,7 +52,7 @@ struct ChildTraining::State {
 
 ChildTraining::ChildTraining(const Space& space, const std::string& genotype, const Params& p, const Dataset& train_set,
                              std::vector<Regularizer*> regularizers, const Context& context, std::uint64_t seed,
-                             std::filesystem::path checkpoint)
+                             std::filesystem::path checkpoint, bool data_parallel)
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.seed = seed;
@@ -74,6 +75,10 @@ ChildTraining::ChildTraining(const Space& space, const std::string& genotype, co
   LoaderOptions data;
   data.batch_size = p.get<std::int64_t>("batch_size");
   data.workers = p.get<std::int64_t>("workers");
+  if (data_parallel && context.cluster) {
+    data.shard = context.cluster->world().rank;
+    data.shards = context.cluster->world().size;
+  }
   if (p.get<bool>("normalize")) {
     data.mean = info.mean;
     data.std = info.std;
@@ -97,6 +102,7 @@ ChildTraining::ChildTraining(const Space& space, const std::string& genotype, co
   options.aux_weight = p.get<double>("aux_weight");
   options.bf16 = p.get<bool>("bf16");
   options.channels_last = p.get<bool>("channels_last");
+  options.data_parallel = data_parallel;
   s.trainer.emplace(*s.network, options, std::move(regularizers), context, std::move(checkpoint));
 }
 

@@ -13,6 +13,8 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
+#include "cluster.hpp"
+#include "data_parallel.hpp"
 #include "nas/error.hpp"
 #include "nas/log.hpp"
 
@@ -66,7 +68,11 @@ Trainer::Trainer(Network& network, TrainOptions options, std::vector<Regularizer
   if (options_.channels_last)
     for (at::Tensor& p : network_.parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+  if (options_.data_parallel && context_.cluster && context_.cluster->world().size > 1)
+    parallel_ = std::make_unique<DataParallel>(*context_.cluster, context_.cluster->next_name("trainer"), network_, context_.device);
 }
+
+Trainer::~Trainer() = default;
 
 TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
   torch::optim::SGD optimizer(network_.parameters(), torch::optim::SGDOptions(options_.lr)
@@ -97,7 +103,9 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
     context_.log.info("resumed from {} at epoch {}, step {}", checkpoint_.string(), epoch, step);
   }
 
-  MetricsFile metrics(context_.run_dir);
+  const bool writer = !parallel_ || parallel_->rank() == 0;  // of checkpoints and metrics
+  const std::int64_t ranks = parallel_ ? parallel_->size() : 1;
+  MetricsFile metrics(writer ? context_.run_dir : fs::path());
   TrainResult result;
   const auto start = std::chrono::steady_clock::now();
   std::int64_t images = 0;
@@ -131,7 +139,8 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       at::Tensor loss = torch::nn::functional::cross_entropy(out.logits.to(at::kFloat), labels, ce);
       if (out.aux_logits.defined() && options_.aux_weight > 0)
         loss = loss + options_.aux_weight * torch::nn::functional::cross_entropy(out.aux_logits.to(at::kFloat), labels, ce);
-      const double loss_value = loss.item<double>();
+      double loss_value = loss.item<double>();
+      if (parallel_) loss_value = parallel_->sum({loss_value})[0] / static_cast<double>(ranks);  // all stop alike
       if (!std::isfinite(loss_value)) {
         result.diverged = true;
         result.diverged_step = step;
@@ -140,6 +149,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
         return false;
       }
       loss.backward();
+      if (parallel_) parallel_->finish_gradients();
       if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(network_.parameters(), options_.grad_clip);
       optimizer.step();
 
@@ -149,12 +159,12 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       top1 += h1;
       top5 += h5;
       running.examples += n;
-      images += n;
+      images += n * ranks;
       ++step;
       if (step % options_.log_every == 0 || index + 1 == steps_per_epoch) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const double rate = static_cast<double>(images) / elapsed;
-        const double eta = static_cast<double>((total_steps - step) * n) / rate;
+        const double eta = static_cast<double>((total_steps - step) * n * ranks) / rate;
         context_.log.progress(fmt::format("epoch {}/{} step {}/{} loss {:.4f} lr {:.5f} {:.0f} img/s ETA {}", epoch + 1,
                                           options_.epochs, index + 1, steps_per_epoch, loss_value, lr, rate, duration(eta)));
         metrics.write({{"epoch", epoch}, {"step", step}, {"loss", loss_value}, {"lr", lr}, {"images_per_s", rate}});
@@ -162,6 +172,15 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       return true;
     });
     if (result.diverged) break;
+    if (parallel_) {
+      const std::vector<double> total = parallel_->sum({loss_sum, static_cast<double>(top1), static_cast<double>(top5),
+                                                        static_cast<double>(running.examples)});
+      loss_sum = total[0];
+      top1 = static_cast<std::int64_t>(total[1]);
+      top5 = static_cast<std::int64_t>(total[2]);
+      running.examples = static_cast<std::int64_t>(total[3]);
+      parallel_->average_buffers();  // one set of batch-norm statistics to evaluate and save
+    }
     running.loss = loss_sum / static_cast<double>(running.examples);
     running.top1 = static_cast<double>(top1) / static_cast<double>(running.examples);
     running.top5 = static_cast<double>(top5) / static_cast<double>(running.examples);
@@ -179,7 +198,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
                         100 * running.top1);
     }
     metrics.write(line);
-    if (!checkpoint_.empty()) {
+    if (!checkpoint_.empty() && writer) {
       torch::serialize::OutputArchive archive, model, optim;
       network_.save(model);
       optimizer.save(optim);
@@ -220,6 +239,14 @@ Metrics Trainer::evaluate(const Loader& loader) {
     return true;
   });
   network_.train(was_training);
+  if (parallel_) {
+    const std::vector<double> total = parallel_->sum(
+        {loss_sum, static_cast<double>(top1), static_cast<double>(top5), static_cast<double>(m.examples)});
+    loss_sum = total[0];
+    top1 = static_cast<std::int64_t>(total[1]);
+    top5 = static_cast<std::int64_t>(total[2]);
+    m.examples = static_cast<std::int64_t>(total[3]);
+  }
   if (m.examples > 0) {
     m.loss = loss_sum / static_cast<double>(m.examples);
     m.top1 = static_cast<double>(top1) / static_cast<double>(m.examples);

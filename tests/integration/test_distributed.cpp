@@ -151,14 +151,23 @@ TEST_F(DistributedTest, AsynchronousWorkersNeverWaitForAStraggler) {
   EXPECT_GT(overtaken, stragglers) << r.output;
 }
 
-TEST_F(DistributedTest, RetrainingIsSharedByTheWorkers) {
+// The paper's pipeline on 3 processes: the workers share the retraining, then every rank trains a
+// replica of the winner on its third of each global batch.
+TEST_F(DistributedTest, WorkersShareRetrainingAndTrainTheWinnerDataParallel) {
   auto r = host(fmt::format("run {} --run-dir out --nproc 2", config("pipeline_small")));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("retraining 2 architectures at 1@24 for 2 epochs on 2 workers"));
   nlohmann::json retrained = nlohmann::json::parse(std::ifstream(dir_ / "out" / "retrain.json"));
   ASSERT_EQ(retrained.size(), 2u);
   for (const auto& entry : retrained) EXPECT_FALSE(entry["worker"].get<std::string>().empty());
-  EXPECT_TRUE(fs::exists(dir_ / "out" / "result.json"));
+
+  EXPECT_THAT(r.output, HasSubstr("data-parallel on 3 processes (global batch 48)"));
+  EXPECT_THAT(nas::test::read_text(dir_ / "out" / "worker-2.log"), HasSubstr("data-parallel on 3 processes"));
+  nlohmann::json result = nlohmann::json::parse(std::ifstream(dir_ / "out" / "result.json"));
+  EXPECT_EQ(result["genotype"], "out/best.genotype");
+  EXPECT_EQ(result["steps"], 2);  // 80 training examples: one global batch of 48 per epoch
+  EXPECT_TRUE(result.contains("test_top1"));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "weights.pt"));
 }
 
 }  // namespace

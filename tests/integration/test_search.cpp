@@ -220,7 +220,7 @@ TEST_F(SearchTest, PpoOnNasBench201FindsAGoodCell) {
   EXPECT_THAT(nas::test::read_text(dir_ / "out" / "top" / "1.genotype"), HasSubstr("~0|+|"));
 }
 
-// search -> select -> retrain -> train from one file: each stage reads what the one before wrote.
+// search -> select -> retrain -> final from one file: each stage reads what the one before wrote.
 TEST_F(SearchTest, TheWholePipelineRunsFromOneFile) {
   auto r = host(fmt::format("run {} --run-dir out", config("pipeline_small")));
   ASSERT_EQ(r.code, 0) << r.output;
@@ -233,15 +233,15 @@ TEST_F(SearchTest, TheWholePipelineRunsFromOneFile) {
                            ? retrained[0] : retrained[1];
   EXPECT_THAT(nas::test::read_text(dir_ / "out" / "best.genotype"), HasSubstr(winner["file"].get<std::string>()));
   nlohmann::json result = nlohmann::json::parse(std::ifstream(dir_ / "out" / "result.json"));
-  EXPECT_EQ(result["genotype"], "out/best.genotype");  // the train stage trained the winner
+  EXPECT_EQ(result["genotype"], "out/best.genotype");  // the final stage trained the winner
 
   // Any stage alone, from a previous run's outputs.
   r = host(fmt::format("run {} --run-dir again pipeline=[select,retrain] select.from=out", config("pipeline_small")));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir_ / "again" / "best.genotype"));
-  r = host(fmt::format("run {} --run-dir lost pipeline=[train]", config("pipeline_small")));
+  r = host(fmt::format("run {} --run-dir lost pipeline=[final]", config("pipeline_small")));
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.output, HasSubstr("no genotype given"));
+  EXPECT_THAT(r.output, HasSubstr("final: no genotype given"));
 }
 
 }  // namespace

@@ -65,9 +65,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "2:3: dataset_stats.dataset: missing required key; expected a map {plugin: NAME, ...parameters}"},
         BadConfig{"bad_choice.yaml", "2:10: dataset_stats.split: expected one of: train, test, got 'validation'"},
         BadConfig{"unknown_section.yaml",
-                  "1:1: serach: unknown key; expected one of: experiment, plugin_paths, pipeline, dataset_stats, search, select, retrain, train "
+                  "1:1: serach: unknown key; expected one of: experiment, plugin_paths, pipeline, dataset_stats, search, select, retrain, final, train "
                   "(did you mean 'search'?)"},
-        BadConfig{"unknown_stage.yaml", "1:27: pipeline: unknown stage 'transfer'; stages: dataset_stats, search, select, retrain, train"},
+        BadConfig{"unknown_stage.yaml", "1:27: pipeline: unknown stage 'transfer'; stages: dataset_stats, search, select, retrain, final, train"},
         BadConfig{"not_a_map.yaml",
                   "2:12: dataset_stats.dataset: expected a map {plugin: NAME, ...parameters} naming a dataset plugin, "
                   "got 'synthetic'"}),

@@ -134,6 +134,52 @@ TEST_F(DataTest, EvaluationLoaderReadsEveryExampleOnceUnaugmented) {
   EXPECT_EQ(count, 50);
 }
 
+// Data-parallel shares: each shard's training batch is its slice of the unsharded global batch
+// (augmentation included); evaluation shards take turns and together read every example once.
+TEST_F(DataTest, ShardsSplitEveryGlobalBatchAndTheEvaluationSet) {
+  auto d = synthetic(100);
+  std::vector<std::int64_t> indices(100);
+  std::iota(indices.begin(), indices.end(), 0);
+  nas::LoaderOptions o;
+  o.train = true;
+  o.augmentation = {2, true};
+  o.batch_size = 24;
+  nas::Loader whole(*d, indices, o, 9);
+  o.batch_size = 8;
+  o.shards = 3;
+  std::vector<nas::Loader> shards;
+  for (o.shard = 0; o.shard < 3; ++o.shard) shards.emplace_back(*d, indices, o, 9);
+  EXPECT_EQ(whole.batches_per_epoch(), 4);
+  for (const nas::Loader& shard : shards) EXPECT_EQ(shard.batches_per_epoch(), 4);
+  for (std::int64_t b = 0; b < 4; ++b) {
+    nas::Batch global = whole.batch(2, b);
+    for (std::int64_t s = 0; s < 3; ++s) {
+      nas::Batch part = shards[static_cast<std::size_t>(s)].batch(2, b);
+      EXPECT_TRUE(torch::equal(part.images, global.images.narrow(0, 8 * s, 8))) << "batch " << b << " shard " << s;
+      EXPECT_TRUE(torch::equal(part.labels, global.labels.narrow(0, 8 * s, 8)));
+    }
+  }
+
+  nas::LoaderOptions e;
+  e.batch_size = 16;  // 7 batches, the last of 4
+  e.shards = 3;
+  std::multiset<std::int64_t> labels, expected;
+  std::int64_t batches = 0;
+  for (e.shard = 0; e.shard < 3; ++e.shard) {
+    nas::Loader shard(*d, indices, e, 1);
+    batches += shard.batches_per_epoch();
+    shard.for_each(0, 0, [&](std::int64_t, nas::Batch& batch) {
+      for (std::int64_t i = 0; i < batch.labels.size(0); ++i) labels.insert(batch.labels[i].item<std::int64_t>());
+      return true;
+    });
+  }
+  for (std::int64_t i = 0; i < 100; ++i) expected.insert(d->get(i).label);
+  EXPECT_EQ(batches, 7);
+  EXPECT_EQ(labels, expected);
+  e.shard = 3;
+  EXPECT_THROW(nas::Loader(*d, indices, e, 1), nas::UsageError);
+}
+
 TEST_F(DataTest, CropAndFlipMoveTheImageWithoutChangingIt) {
   auto d = synthetic(64);
   std::vector<std::int64_t> indices(64);

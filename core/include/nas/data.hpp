@@ -41,6 +41,9 @@ struct LoaderOptions {
   std::vector<double> mean, std;   ///< per-channel normalization; empty: none
   std::int64_t workers = 1;        ///< threads building batches ahead; 0: build on the caller's thread
   std::int64_t prefetch = 4;       ///< batches built ahead per worker at most
+  /// Data-parallel training: this process's share. Training: `batch_size` examples of each global
+  /// batch of batch_size x shards (the same order on every shard); evaluation: every shards-th batch.
+  std::int64_t shard = 0, shards = 1;
 };
 
 class NAS_API Loader {

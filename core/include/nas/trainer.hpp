@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@
 #include "nas/space.hpp"
 
 namespace nas {
+
+class DataParallel;
 
 struct TrainOptions {
   std::int64_t epochs = 1;
@@ -28,6 +31,10 @@ struct TrainOptions {
   bool bf16 = false;               ///< bf16 autocast (GPU only)
   bool channels_last = false;
   std::int64_t log_every = 20;     ///< steps between metrics lines
+  /// Train across every process of context.cluster, which must all construct their Trainer and call
+  /// fit()/evaluate() alike, with loaders sharded by rank (LoaderOptions::shard): gradients are
+  /// averaged over the ranks, metrics summed; rank 0 alone writes checkpoints and metrics.
+  bool data_parallel = false;
 };
 
 struct Metrics {
@@ -53,6 +60,9 @@ class NAS_API Trainer {
   /// Metrics go to context.run_dir/metrics.jsonl when run_dir is set.
   Trainer(Network& network, TrainOptions options, std::vector<Regularizer*> regularizers, const Context& context,
           std::filesystem::path checkpoint = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   TrainResult fit(const Loader& train, const Loader* validation = nullptr);
   Metrics evaluate(const Loader& loader);
@@ -67,6 +77,7 @@ class NAS_API Trainer {
   std::vector<Regularizer*> regularizers_;
   const Context& context_;
   std::filesystem::path checkpoint_;
+  std::unique_ptr<DataParallel> parallel_;  ///< with options.data_parallel on several processes
 };
 
 }  // namespace nas

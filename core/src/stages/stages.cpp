@@ -13,7 +13,7 @@ namespace nas {
 
 const std::vector<StageDef>& builtin_stages() {
   static const std::vector<StageDef> all{stages::dataset_stats(), stages::search(), stages::select(),
-                                                 stages::retrain(), stages::train()};
+                                                 stages::retrain(), stages::final_training(), stages::train()};
   return all;
 }
 

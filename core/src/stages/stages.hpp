@@ -37,5 +37,6 @@ std::pair<std::string, nlohmann::ordered_json> write_ranked(const std::vector<St
                                                             const Space& space, const std::filesystem::path& dir,
                                                             const std::string& source);
 StageDef train();
+StageDef final_training();
 
 }  // namespace nas::stages

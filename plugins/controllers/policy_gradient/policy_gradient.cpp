@@ -84,7 +84,7 @@ class Policy : public nn::Module {
     at::Tensor outputs = std::get<0>(lstm_->forward(inputs));
     at::Tensor log_p = torch::log_softmax(torch::linear(outputs, head_weight_, head_bias_) + mask_.unsqueeze(1), 2);
     at::Tensor log_prob = log_p.gather(2, rows.t().unsqueeze(2)).squeeze(2).sum(0);
-    at::Tensor entropy = -(log_p.exp() * log_p.masked_fill(torch::isinf(log_p), 0)).sum({0, 2});
+    at::Tensor entropy = -(log_p.exp() * log_p.masked_fill(torch::isinf(log_p), 0)).sum(at::IntArrayRef{0, 2});
     return {log_prob, entropy};
   }
 

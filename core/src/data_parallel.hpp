@@ -1,0 +1,48 @@
+// Data-parallel training across the run's processes with c10d collectives (Gloo on CPU, NCCL on
+// GPU): every rank holds a replica and trains on its share of each global batch; gradients are
+// averaged in buckets that are all-reduced while the backward pass still runs. Internal to the core.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace nas {
+
+class Cluster;
+
+class DataParallel {
+ public:
+  /// Joins every rank of `cluster` in a process group named `name` (each rank must create its groups in
+  /// the same order), makes every replica of `network` equal to rank 0's and hooks its gradients.
+  DataParallel(const Cluster& cluster, const std::string& name, torch::nn::Module& network, c10::Device device,
+               std::int64_t bucket_bytes = 25 << 20);
+  ~DataParallel();
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+
+  std::int64_t rank() const;
+  std::int64_t size() const;
+
+  /// After backward(): starts the buckets the backward pass left (parameters it did not reach count
+  /// as zero), waits for all and writes the averaged gradients into the parameters' grad.
+  void finish_gradients();
+  /// Averages floating-point buffers (batch-norm statistics) across the replicas.
+  void average_buffers();
+  /// Element-wise sums of `values` over the ranks.
+  std::vector<double> sum(const std::vector<double>& values);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace nas
