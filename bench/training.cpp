@@ -1,11 +1,13 @@
 // Training engine throughput, data loader throughput and peak memory, for bench/training.py.
 //
 //   build/release/bin/nas_bench_training [--N 2] [--F 768] [--batch 32] [--steps 6] [--workers 1]
-//                                        [--children 1] [--cifar DIR]
+//                                        [--children 1] [--cifar DIR] [--device cpu|cuda]
+//                                        [--channels_last 1] [--bf16 0] [--loader 1]
 //
-// Trains a NASNet-A child through the engine (Trainer + Loader, channels_last, SGD, gradient
-// clipping) on in-memory synthetic CIFAR-shaped data, then runs the loader alone over CIFAR-10 (real
-// files when --cifar is given, else synthetic) with the training augmentation. Prints key value lines.
+// Trains a NASNet-A child through the engine (Trainer + Loader, SGD, gradient clipping; channels_last
+// and bf16 autocast as asked) on in-memory synthetic CIFAR-shaped data, then (unless --loader 0) runs
+// the loader alone over CIFAR-10 (real files when --cifar is given, else synthetic) with the training
+// augmentation. Prints key value lines.
 // With --children K, K children train at once on K threads, one intra-op thread each (how a search
 // worker fills a CPU with small children); images_per_s is then their sum.
 #include <sys/resource.h>
@@ -51,7 +53,8 @@ int main(int argc, char** argv) {
   nas::Logger log(nas::Logger::Level::warn);
   nas::Registry registry;
   nas::load_plugins(registry, {nas::default_plugin_dir()});
-  nas::Context context{log, 0, {}, c10::kCPU, &registry};
+  const c10::Device device = text_flag(argc, argv, "device") == "cuda" ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  nas::Context context{log, 0, {}, device, &registry};
   auto create = [&](const std::string& kind, const std::string& name, std::map<std::string, nas::Value, std::less<>> p) {
     const nas::Entry& entry = registry.require(kind, name);
     for (const nas::ParamSpec& spec : entry.schema)
@@ -71,7 +74,8 @@ int main(int argc, char** argv) {
   options.train = true;
   options.workers = flag(argc, argv, "workers", 1);
   nas::TrainOptions train;
-  train.channels_last = true;
+  train.channels_last = flag(argc, argv, "channels_last", 1) != 0;
+  train.bf16 = flag(argc, argv, "bf16", 0) != 0;
   train.grad_clip = 5.0;
   train.log_every = 1 << 30;
   nas::Loader warmup(*synthetic, range(batch), options, 0);
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
   for (std::size_t k = 0; k < rates.size(); ++k) threads.emplace_back(child, k);
   for (std::thread& t : threads) t.join();
   fmt::print("params {}\nchildren {}\nimages_per_s {:.2f}\n", params, children, std::accumulate(rates.begin(), rates.end(), 0.0));
+  if (flag(argc, argv, "loader", 1) == 0) return 0;
 
   // The loader alone, with the training augmentation and normalization, as fast as it can go.
   std::string cifar = text_flag(argc, argv, "cifar");

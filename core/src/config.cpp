@@ -328,6 +328,8 @@ const Schema& experiment_schema() {
       param::integer("seed", 0).at_least(0).help("seed of every random generator in the run"),
       param::string("output_dir", "runs").help("runs go to OUTPUT_DIR/NAME/UTC-TIMESTAMP/ (relative: to the current folder)"),
       param::integer("threads", 0).at_least(0).help("intra-op threads for LibTorch; 0 = all cores"),
+      param::integer("processes_per_gpu", 1).range(1, 1024).help(
+          "processes of a machine that share one GPU: a process uses GPU LOCAL_RANK / processes_per_gpu"),
   };
   return schema;
 }
@@ -407,6 +409,7 @@ PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, cons
     config.experiment.seed = experiment.get<std::int64_t>("seed");
     config.experiment.output_dir = experiment.get<std::string>("output_dir");
     config.experiment.threads = experiment.get<std::int64_t>("threads");
+    config.experiment.processes_per_gpu = experiment.get<std::int64_t>("processes_per_gpu");
   }
 
   // The pipeline: explicit, or every stage that has a section, in the built-in order.
@@ -474,6 +477,7 @@ PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, cons
   out << YAML::Key << "seed" << YAML::Value << config.experiment.seed;
   out << YAML::Key << "output_dir" << YAML::Value << config.experiment.output_dir.string();
   out << YAML::Key << "threads" << YAML::Value << config.experiment.threads;
+  out << YAML::Key << "processes_per_gpu" << YAML::Value << config.experiment.processes_per_gpu;
   out << YAML::EndMap;
   std::vector<std::string> paths;
   for (const fs::path& p : config.plugin_paths) paths.push_back(p.string());

@@ -27,10 +27,11 @@ std::string host_name() {
 
 bool loopback(const std::string& address) { return address == "localhost" || address.rfind("127.", 0) == 0; }
 
-// NCCL when every rank has a GPU of its own; Gloo otherwise (CPU, or processes sharing a GPU, which
-// NCCL refuses). Every rank sees every rank's device through the store, so all choose alike.
-c10::intrusive_ptr<c10d::Backend> make_backend(const Cluster& cluster, const c10::intrusive_ptr<c10d::Store>& store,
-                                               c10::Device device) {
+}  // namespace
+
+// Every rank sees every rank's device through the store, so all choose the same backend.
+c10::intrusive_ptr<c10d::Backend> process_group(const Cluster& cluster, const std::string& name, c10::Device device) {
+  auto store = c10::make_intrusive<c10d::PrefixStore>(fmt::format("process_group/{}/", name), cluster.store_handle());
   const World& world = cluster.world();
   const auto rank = static_cast<int>(world.rank), size = static_cast<int>(world.size);
   store->set(fmt::format("device/{}", rank), fmt::format("{}/{}", host_name(), device.str()));
@@ -56,8 +57,6 @@ c10::intrusive_ptr<c10d::Backend> make_backend(const Cluster& cluster, const c10
     options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);
 }
-
-}  // namespace
 
 struct DataParallel::State {
   struct Bucket {
@@ -114,8 +113,7 @@ DataParallel::DataParallel(const Cluster& cluster, const std::string& name, torc
   s.rank = cluster.world().rank;
   s.size = cluster.world().size;
   s.device = device;
-  auto store = c10::make_intrusive<c10d::PrefixStore>(fmt::format("data_parallel/{}/", name), cluster.store_handle());
-  s.backend = make_backend(cluster, store, device);
+  s.backend = process_group(cluster, name, device);
 
   for (const at::Tensor& p : network.parameters())
     if (p.requires_grad()) s.parameters.push_back(p);

@@ -10,19 +10,31 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <c10/util/intrusive_ptr.h>
+
+#include "nas/api.hpp"
 
 namespace torch::nn {
 class Module;
+}
+namespace c10d {
+class Backend;
 }
 
 namespace nas {
 
 class Cluster;
 
+/// A process group of every rank of `cluster`, named `name` (each rank must create its groups in the
+/// same order, with the same names): NCCL when every rank has a GPU of its own, Gloo otherwise (CPU,
+/// or processes sharing a GPU, which NCCL refuses).
+NAS_API c10::intrusive_ptr<c10d::Backend> process_group(const Cluster& cluster, const std::string& name,
+                                                        c10::Device device);
+
 class DataParallel {
  public:
-  /// Joins every rank of `cluster` in a process group named `name` (each rank must create its groups in
-  /// the same order), makes every replica of `network` equal to rank 0's and hooks its gradients.
+  /// Joins every rank of `cluster` in the process group `name` (see process_group), makes every
+  /// replica of `network` equal to rank 0's and hooks its gradients.
   DataParallel(const Cluster& cluster, const std::string& name, torch::nn::Module& network, c10::Device device,
                std::int64_t bucket_bytes = 25 << 20);
   ~DataParallel();

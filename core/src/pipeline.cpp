@@ -104,9 +104,16 @@ int worker_threads(const PipelineConfig& config) {
   return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / workers);
 }
 
-c10::Device pick_device(std::int64_t local_rank) {
+// A GPU of its own for each process (LOCAL_RANK), or a share of one when the config says so.
+c10::Device pick_device(std::int64_t local_rank, const Experiment& experiment) {
   if (!torch::cuda::is_available()) return c10::Device(c10::kCPU);
-  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank % static_cast<std::int64_t>(torch::cuda::device_count())));
+  const std::int64_t gpu = local_rank / experiment.processes_per_gpu;
+  const auto gpus = static_cast<std::int64_t>(torch::cuda::device_count());
+  if (gpu >= gpus)
+    throw UsageError(fmt::format("LOCAL_RANK {} would use GPU {}, but this machine has {}; to share GPUs, set "
+                                 "experiment.processes_per_gpu to {} or more", local_rank, gpu, gpus,
+                                 (local_rank + gpus) / gpus));
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu));
 }
 
 constexpr std::chrono::seconds kStoreTimeout{300};  // connecting, and a worker waiting for rank 0
@@ -138,7 +145,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   int threads = config.experiment.threads > 0 ? static_cast<int>(config.experiment.threads)
                                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);  // LibTorch may start with one thread on some machines
-  c10::Device device = pick_device(world.local_rank);
+  c10::Device device = pick_device(world.local_rank, config.experiment);
   log.info("{} '{}' in {} ({} threads, device {})", options.resumed ? "resuming run" : "run", config.experiment.name,
            run_dir.string(), threads, device.str());
 
@@ -174,7 +181,7 @@ void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logg
   log.tee_to(run_dir / fmt::format("worker-{}.log", world.rank));
   const int threads = worker_threads(config);
   at::set_num_threads(threads);
-  const c10::Device device = pick_device(world.local_rank);
+  const c10::Device device = pick_device(world.local_rank, config.experiment);
   log.info("worker rank {} of {} ({}) in {} ({} threads, device {})", world.rank, world.size, world.launcher,
            run_dir.string(), threads, device.str());
   Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry, &cluster};

@@ -56,8 +56,8 @@ INSTANTIATE_TEST_SUITE_P(
     Config, BadConfigTest,
     ::testing::Values(
         BadConfig{"unknown_key.yaml",
-                  "3:3: experiment.nmae: unknown key; expected one of: name, seed, output_dir, threads "
-                  "(did you mean 'name'?)"},
+                  "3:3: experiment.nmae: unknown key; expected one of: name, seed, output_dir, threads, "
+                  "processes_per_gpu (did you mean 'name'?)"},
         BadConfig{"wrong_type.yaml", "2:9: experiment.seed: expected an integer >= 0, got 'abc'"},
         BadConfig{"out_of_range.yaml", "4:11: dataset_stats.dataset.size: expected an integer in [1, 1000000000], got '0'"},
         BadConfig{"unknown_plugin.yaml", "3:13: dataset_stats.dataset.plugin: unknown dataset plugin 'cifar'; known: cifar10, cifar100, fashion_mnist, image_folder, synthetic"},

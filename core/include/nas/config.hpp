@@ -65,6 +65,7 @@ struct Experiment {
   std::int64_t seed = 0;
   std::filesystem::path output_dir;
   std::int64_t threads = 0;  ///< intra-op threads; 0 = all cores
+  std::int64_t processes_per_gpu = 1;  ///< a process uses GPU LOCAL_RANK / processes_per_gpu
 };
 
 /// A fully validated pipeline.
