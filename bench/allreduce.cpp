@@ -82,8 +82,11 @@ int main(int argc, char** argv) {
       children.push_back(pid);
     }
   const bool cuda = flag(argc, argv, "device", "cpu") == "cuda";
-  const std::int64_t gpu = flag(argc, argv, "share", "0") == "1" ? 0 : rank % torch::cuda::device_count();
-  const c10::Device device = cuda ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu)) : c10::Device(c10::kCPU);
+  c10::Device device(c10::kCPU);
+  if (cuda) {
+    const std::int64_t gpu = flag(argc, argv, "share", "0") == "1" ? 0 : rank % torch::cuda::device_count();
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu));
+  }
   measure(cluster, device, sizes_mb, iters);
   int failed = 0;
   for (pid_t pid : children) {

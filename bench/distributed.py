@@ -5,6 +5,10 @@
    the c10d queue to one worker (nas-host --nproc 1); the difference per evaluation is the queue's cost.
 2. Scaling: evaluations per hour of quickstart-size children (configs/quickstart.yaml) with W = 1 and
    W = 2 workers, the machine's cores split among them; efficiency = rate(W=2) / (2 x rate(W=1)).
+   The same children in every run: one synchronous round of all of them (PPO proposes them at once),
+   which the workers pull from the queue as they come free. A third run, W = 1 with one thread,
+   separates the two causes of lost efficiency: a child's own scaling from 1 to all threads, and the
+   distribution (queue, scheduling, idle tail).
 
     bench/distributed.py build/release [--lookups 2000] [--children 8]
 """
@@ -39,14 +43,19 @@ def main():
         queued = search_seconds(host, nb201, os.path.join(tmp, "queued"), budget + ["--nproc", "1"])
         print(f"queue overhead: {args.lookups} lookups in {local:.2f} s locally, {queued:.2f} s through the queue: "
               f"{1e3 * (queued - local) / args.lookups:.2f} ms per evaluation (target < 5 ms)")
-        # Children as in the quickstart; batch = budget so that no round boundary idles a worker.
-        children = [f"search.evaluations={args.children}", f"search.batch={args.children}", "search.wall_time=0"]
+        children = [f"search.evaluations={args.children}", "search.schedule=sync", f"search.batch={args.children}",
+                    "search.wall_time=0"]
         rates = {}
-        for workers in (1, 2):
-            seconds = search_seconds(host, quickstart, os.path.join(tmp, f"w{workers}"), children + ["--nproc", str(workers)])
-            rates[workers] = 3600 * args.children / seconds
-            print(f"W = {workers}: {args.children} children in {seconds:.1f} s = {rates[workers]:.0f} evaluations/hour")
-        print(f"scaling efficiency W=2 vs W=1: {rates[2] / (2 * rates[1]):.2f} (target >= 0.9)")
+        for label, workers, extra in (("W = 1, all cores", 1, []), ("W = 1, 1 thread", 1, ["experiment.threads=1"]),
+                                      ("W = 2, cores split", 2, [])):
+            seconds = search_seconds(host, quickstart, os.path.join(tmp, f"w{len(rates)}"),
+                                     children + extra + ["--nproc", str(workers)])
+            rates[label] = 3600 * args.children / seconds
+            print(f"{label}: {args.children} children in {seconds:.1f} s = {rates[label]:.0f} evaluations/hour")
+        two = rates["W = 2, cores split"]
+        print(f"scaling efficiency W=2 vs W=1 (cores split): {two / (2 * rates['W = 1, all cores']):.2f} (target >= 0.9)")
+        print(f"  = a child's speed-up from 1 thread to all: {rates['W = 1, all cores'] / rates['W = 1, 1 thread']:.2f}x, "
+              f"and distribution efficiency at 1 thread per worker: {two / (2 * rates['W = 1, 1 thread']):.2f}")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,34 @@ TEST_F(DistributedTest, AsynchronousWorkersNeverWaitForAStraggler) {
   EXPECT_GT(overtaken, stragglers) << r.output;
 }
 
+TEST_F(DistributedTest, AWorkerThatJoinsLateGetsWork) {
+  const int port = 20000 + (getpid() + 7919) % 20000;
+  auto rank = [&](int r) {
+    return fmt::format("cd '{}' && RANK={} WORLD_SIZE=3 LOCAL_RANK={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
+                       "env -u NAS_PLUGIN_PATH '{}' run {} --run-dir late search.evaluations=40 "
+                       "search.evaluator.seconds=0.1 >rank{}.log 2>&1",
+                       dir_.string(), r, r, port, NAS_HOST, config("search_synthetic"), r);
+  };
+  const fs::path store = dir_ / "late" / "search.sqlite";
+  std::string early = fmt::format("( {} ) & ( {} ) & echo started", rank(0), rank(1));
+  ASSERT_EQ(std::system(fmt::format("{} >/dev/null", early).c_str()), 0);
+  // Rank 2 starts once the search is under way.
+  auto finished = [&] {
+    std::size_t n = 0;
+    if (fs::exists(store))
+      for (const auto& e : nas::SearchStore(store).evaluations()) n += e.status != nas::EvaluationStatus::pending;
+    return n;
+  };
+  for (int i = 0; i < 1500 && finished() < 5; ++i) usleep(20000);
+  ASSERT_GE(finished(), 5u) << nas::test::read_text(dir_ / "rank0.log");
+  ASSERT_EQ(std::system(rank(2).c_str()), 0) << nas::test::read_text(dir_ / "rank2.log");
+  for (int i = 0; i < 1500 && !fs::exists(dir_ / "late" / "search.json"); ++i) usleep(20000);  // rank 0 ends
+  ASSERT_TRUE(fs::exists(dir_ / "late" / "search.json")) << nas::test::read_text(dir_ / "rank0.log");
+  EXPECT_EQ(workers("late").size(), 2u);  // both workers evaluated, the late one too
+  EXPECT_THAT(nas::test::read_text(dir_ / "late" / "worker-2.log"), HasSubstr("evaluations done here"));
+  for (const auto& e : rows("late")) EXPECT_NE(e.status, nas::EvaluationStatus::pending) << "#" << e.index;
+}
+
 // The paper's pipeline on 3 processes: the workers share the retraining, then every rank trains a
 // replica of the winner on its third of each global batch.
 TEST_F(DistributedTest, WorkersShareRetrainingAndTrainTheWinnerDataParallel) {
