@@ -18,6 +18,7 @@
 #include "nas/dataset.hpp"
 #include "nas/loader.hpp"
 #include "nas/registry.hpp"
+#include "nas/regularizer.hpp"
 
 namespace nas::test {
 
@@ -85,6 +86,18 @@ class ScratchDir {
 
  private:
   std::filesystem::path path_;
+};
+
+/// Stands in for kill -9 in a training: throws before the given step.
+class KillAt final : public Regularizer {
+ public:
+  explicit KillAt(std::int64_t step) : step_(step) {}
+  void on_step(Network&, const TrainingStep& s) override {
+    if (s.step == step_) throw std::runtime_error("killed");
+  }
+
+ private:
+  std::int64_t step_;
 };
 
 }  // namespace nas::test

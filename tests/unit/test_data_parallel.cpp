@@ -38,18 +38,6 @@ class TinyNet final : public nas::Network {
   torch::nn::Linear head_{nullptr};
 };
 
-// Stands in for kill -9: throws before the given step.
-class KillAt final : public nas::Regularizer {
- public:
-  explicit KillAt(std::int64_t step) : step_(step) {}
-  void on_step(nas::Network&, const nas::TrainingStep& s) override {
-    if (s.step == step_) throw std::runtime_error("killed");
-  }
-
- private:
-  std::int64_t step_;
-};
-
 class DataParallelTest : public ::testing::Test {
  protected:
   static constexpr std::int64_t kExamples = 96;
@@ -106,7 +94,7 @@ class DataParallelTest : public ::testing::Test {
           const nas::Cluster& cluster = rank > 0 ? *client : *server;
           nas::Context context{log_, 3, {}, c10::kCPU, nullptr, &cluster};
           auto net = network(seed);
-          KillAt kill(kill_at);
+          nas::test::KillAt kill(kill_at);
           nas::Trainer trainer(*net, options(epochs), {&kill}, context, checkpoint);
           trainer.fit(loader(batch, rank, ranks));
           replicas[static_cast<std::size_t>(rank)] = net;

@@ -18,18 +18,6 @@ using ::testing::HasSubstr;
 
 namespace {
 
-// Stands in for kill -9: throws before the given step.
-class KillAt final : public nas::Regularizer {
- public:
-  explicit KillAt(std::int64_t step) : step_(step) {}
-  void on_step(nas::Network&, const nas::TrainingStep& s) override {
-    if (s.step == step_) throw std::runtime_error("killed");
-  }
-
- private:
-  std::int64_t step_;
-};
-
 class TrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { registry_ = &nas::test::plugins(); }
@@ -140,7 +128,7 @@ TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
   fs::path checkpoint = dir_ / "checkpoint.pt";
   auto killed = network(3, 10);
   torch::manual_seed(7);
-  KillAt kill(6);  // in the second epoch (4 steps each), after the first epoch's checkpoint
+  nas::test::KillAt kill(6);  // in the second epoch (4 steps each), after the first epoch's checkpoint
   EXPECT_THROW(nas::Trainer(*killed, options, {drop.get(), &kill}, context_, checkpoint).fit(loader), std::runtime_error);
   ASSERT_TRUE(fs::exists(checkpoint));
 
