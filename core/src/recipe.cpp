@@ -37,7 +37,8 @@ Schema recipe_schema() {
           integer("crop_padding", 0).at_least(0).help("random crop with this much zero padding; 0: none"),
           boolean("flip", false).help("random horizontal flips"),
           boolean("normalize", true).help("normalize with the dataset's per-channel mean and std"),
-          integer("workers", 1).range(0, 64).help("data loading threads (one keeps ahead of a CPU trainer; more for GPUs)")};
+          integer("workers", 1).range(0, 64).help("data loading threads (one keeps ahead of a CPU trainer; more for GPUs; "
+                                                  "0: on the training thread, best for small children on a busy CPU)")};
 }
 
 struct ChildTraining::State {
