@@ -45,6 +45,17 @@ std::string duration(double seconds) {
   return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 
+// Data-parallel: a loss sum and hit counts, each summed over the ranks.
+void sum_over_ranks(DataParallel& parallel, double& loss_sum, std::int64_t& top1, std::int64_t& top5,
+                    std::int64_t& examples) {
+  const std::vector<double> total = parallel.sum(
+      {loss_sum, static_cast<double>(top1), static_cast<double>(top5), static_cast<double>(examples)});
+  loss_sum = total[0];
+  top1 = static_cast<std::int64_t>(total[1]);
+  top5 = static_cast<std::int64_t>(total[2]);
+  examples = static_cast<std::int64_t>(total[3]);
+}
+
 class MetricsFile {
  public:
   explicit MetricsFile(const fs::path& run_dir) {
@@ -173,12 +184,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
     });
     if (result.diverged) break;
     if (parallel_) {
-      const std::vector<double> total = parallel_->sum({loss_sum, static_cast<double>(top1), static_cast<double>(top5),
-                                                        static_cast<double>(running.examples)});
-      loss_sum = total[0];
-      top1 = static_cast<std::int64_t>(total[1]);
-      top5 = static_cast<std::int64_t>(total[2]);
-      running.examples = static_cast<std::int64_t>(total[3]);
+      sum_over_ranks(*parallel_, loss_sum, top1, top5, running.examples);
       parallel_->average_buffers();  // one set of batch-norm statistics to evaluate and save
     }
     running.loss = loss_sum / static_cast<double>(running.examples);
@@ -239,14 +245,7 @@ Metrics Trainer::evaluate(const Loader& loader) {
     return true;
   });
   network_.train(was_training);
-  if (parallel_) {
-    const std::vector<double> total = parallel_->sum(
-        {loss_sum, static_cast<double>(top1), static_cast<double>(top5), static_cast<double>(m.examples)});
-    loss_sum = total[0];
-    top1 = static_cast<std::int64_t>(total[1]);
-    top5 = static_cast<std::int64_t>(total[2]);
-    m.examples = static_cast<std::int64_t>(total[3]);
-  }
+  if (parallel_) sum_over_ranks(*parallel_, loss_sum, top1, top5, m.examples);
   if (m.examples > 0) {
     m.loss = loss_sum / static_cast<double>(m.examples);
     m.top1 = static_cast<double>(top1) / static_cast<double>(m.examples);
