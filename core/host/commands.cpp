@@ -104,7 +104,7 @@ int run_command(const std::vector<std::string>& args) {
       ("dry-run", po::bool_switch(&dry_run), "print the resolved config and the plan, then exit")
       ("resume", po::value(&resume), "continue the run in RUN_DIR (after a kill) with the config saved there")
       ("run-dir", po::value(&run_dir), "put the run in DIR (must not exist or be empty) instead of OUTPUT_DIR/NAME/TIMESTAMP")
-      ("nproc", po::value(&nproc), "start N worker processes on this machine that evaluate the search's architectures")
+      ("nproc", po::value(&nproc), "start N worker processes on this machine: they evaluate the search's architectures, share the retraining and train the final network data-parallel with this one")
       ("config", po::value(&config_file), "the pipeline's YAML file")
       ("override", po::value(&overrides), "KEY.PATH=VALUE, typed by the schema");
   plugins.add_to(desc);
@@ -116,7 +116,8 @@ int run_command(const std::vector<std::string>& args) {
                     "Runs the pipeline that CONFIG describes. Overrides set config values, e.g.\n"
                     "experiment.seed=3 or train.epochs=5. --resume continues a killed run where its\n"
                     "checkpoints left it, in the same folder. --nproc N starts N workers on this\n"
-                    "machine; under torchrun or SLURM every process runs this same command.\n"))
+                    "machine (search evaluations, retraining, data-parallel final training); under\n"
+                    "torchrun or SLURM every process runs this same command.\n"))
     return 0;
   if (!resume.empty()) {
     if (!config_file.empty() || !run_dir.empty())
