@@ -81,7 +81,10 @@ class DataParallelTest : public ::testing::Test {
                                               std::int64_t kill_at = -1) {
     const nas::World first{0, ranks, 0, "127.0.0.1", 0, false, "test"};
     auto server = std::make_unique<nas::Cluster>(first, std::chrono::seconds(30));
-    std::vector<std::shared_ptr<TinyNet>> replicas(static_cast<std::size_t>(ranks));
+    // Built here, one after another: torch's generator is global, and ranks drawing from it at once
+    // would initialize rank 0's replica differently from run to run.
+    std::vector<std::shared_ptr<TinyNet>> replicas;
+    for (std::int64_t rank = 0; rank < ranks; ++rank) replicas.push_back(network(seed));
     std::vector<std::exception_ptr> failures(static_cast<std::size_t>(ranks));
     std::vector<std::thread> threads;
     for (std::int64_t rank = 0; rank < ranks; ++rank)
@@ -93,11 +96,10 @@ class DataParallelTest : public ::testing::Test {
                 nas::World{rank, ranks, rank, "127.0.0.1", server->port(), false, "test"}, std::chrono::seconds(30));
           const nas::Cluster& cluster = rank > 0 ? *client : *server;
           nas::Context context{log_, 3, {}, c10::kCPU, nullptr, &cluster};
-          auto net = network(seed);
+          TinyNet* net = replicas[static_cast<std::size_t>(rank)].get();
           nas::test::KillAt kill(kill_at);
           nas::Trainer trainer(*net, options(epochs), {&kill}, context, checkpoint);
           trainer.fit(loader(batch, rank, ranks));
-          replicas[static_cast<std::size_t>(rank)] = net;
         } catch (...) {
           failures[static_cast<std::size_t>(rank)] = std::current_exception();
         }
