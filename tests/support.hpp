@@ -1,6 +1,7 @@
 // What the tests share: the shipped plugins loaded once, parameters with defaults, scratch folders.
 #pragma once
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +68,26 @@ inline HostResult run_host(const std::filesystem::path& dir, const std::string& 
   while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+/// Starts nas-host in `dir` in the background, as run_host runs it, its output going to dir/`log`;
+/// returns its process id (for kill -9 tests).
+inline pid_t start_host(const std::filesystem::path& dir, const std::string& args, const std::string& log) {
+  std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} >'{}' 2>&1 & echo $!", dir.string(),
+                                    NAS_HOST, args, log);
+  FILE* pipe = popen(command.c_str(), "r");
+  pid_t pid = 0;
+  const bool started = fscanf(pipe, "%d", &pid) == 1;
+  pclose(pipe);
+  if (!started) throw std::runtime_error("could not start: " + command);
+  return pid;
+}
+
+inline bool running(pid_t pid) { return kill(pid, 0) == 0; }
+
+/// Waits until `pid` is gone (started by start_host, it is not this process's child to wait for).
+inline void wait_until_gone(pid_t pid) {
+  while (running(pid)) usleep(2000);
 }
 
 /// A fresh folder for the running test, removed when it ends.

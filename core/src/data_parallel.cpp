@@ -100,9 +100,22 @@ struct DataParallel::State {
     }
   }
 
-  void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>>& works) {
-    for (auto& work : works) work->wait();
-    works.clear();
+  // Runs `collective` (a broadcast, an all-reduce) on every tensor at once, each through a dense copy
+  // (the collectives want dense rows; parameters may be channels_last), and writes the results back.
+  template <class Collective>
+  void in_place(const std::vector<at::Tensor>& tensors, Collective collective) {
+    torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> copies;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (const at::Tensor& t : tensors) {
+      copies.push_back(t.contiguous());
+      std::vector<at::Tensor> one{copies.back()};
+      works.push_back(collective(one));
+    }
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      works[i]->wait();
+      tensors[i].copy_(copies[i]);
+    }
   }
 };
 
@@ -120,21 +133,10 @@ DataParallel::DataParallel(const Cluster& cluster, const std::string& name, torc
   for (const at::Tensor& b : network.buffers())
     if (b.is_floating_point()) s.buffers.push_back(b);
 
-  // Every replica starts from rank 0's weights (contiguous copies: the collectives want dense rows).
-  {
-    torch::NoGradGuard no_grad;
-    std::vector<at::Tensor> state = s.parameters;
-    for (const at::Tensor& b : network.buffers()) state.push_back(b);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    std::vector<at::Tensor> copies;
-    for (const at::Tensor& t : state) {
-      copies.push_back(t.contiguous());
-      std::vector<at::Tensor> one{copies.back()};
-      works.push_back(s.backend->broadcast(one));
-    }
-    s.wait_all(works);
-    for (std::size_t i = 0; i < state.size(); ++i) state[i].copy_(copies[i]);
-  }
+  // Every replica starts from rank 0's weights.
+  std::vector<at::Tensor> state = s.parameters;
+  for (const at::Tensor& b : network.buffers()) state.push_back(b);
+  s.in_place(state, [&](std::vector<at::Tensor>& t) { return s.backend->broadcast(t); });
 
   // Buckets of about `bucket_bytes`, one dtype each, filled in reverse order of definition: roughly
   // the order in which backward produces the gradients, so the first buckets start early.
@@ -201,16 +203,9 @@ void DataParallel::finish_gradients() {
 
 void DataParallel::average_buffers() {
   State& s = *state_;
+  s.in_place(s.buffers, [&](std::vector<at::Tensor>& t) { return s.backend->allreduce(t); });
   torch::NoGradGuard no_grad;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  std::vector<at::Tensor> copies;
-  for (const at::Tensor& b : s.buffers) {
-    copies.push_back(b.contiguous());
-    std::vector<at::Tensor> one{copies.back()};
-    works.push_back(s.backend->allreduce(one));
-  }
-  s.wait_all(works);
-  for (std::size_t i = 0; i < s.buffers.size(); ++i) s.buffers[i].copy_(copies[i].div_(static_cast<double>(s.size)));
+  for (at::Tensor& b : s.buffers) b.div_(static_cast<double>(s.size));
 }
 
 std::vector<double> DataParallel::sum(const std::vector<double>& values) {

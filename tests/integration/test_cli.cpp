@@ -141,15 +141,10 @@ TEST_F(CliTest, AKilledTrainRunResumesToTheSameWeights) {
   ASSERT_EQ(host(fmt::format("run {} --run-dir whole", config)).code, 0);
 
   // Start the same run, kill -9 it once its first checkpoint exists, and resume it.
-  std::string start = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' run {} --run-dir killed >killed.log 2>&1 & echo $!",
-                                  dir_.string(), NAS_HOST, config);
-  FILE* pipe = popen(start.c_str(), "r");
-  pid_t pid = 0;
-  ASSERT_EQ(fscanf(pipe, "%d", &pid), 1);
-  pclose(pipe);
-  for (int i = 0; i < 100000 && !fs::exists(dir_ / "killed" / "checkpoint.pt") && kill(pid, 0) == 0; ++i) usleep(2000);
+  const pid_t pid = nas::test::start_host(dir_, fmt::format("run {} --run-dir killed", config), "killed.log");
+  for (int i = 0; i < 100000 && !fs::exists(dir_ / "killed" / "checkpoint.pt") && nas::test::running(pid); ++i) usleep(2000);
   kill(pid, SIGKILL);
-  while (kill(pid, 0) == 0) usleep(2000);  // until it is gone
+  nas::test::wait_until_gone(pid);
   EXPECT_FALSE(fs::exists(dir_ / "killed" / "result.json")) << "killed before the end (if not, resuming is trivial)";
 
   Result resumed = host("run --resume killed");

@@ -93,16 +93,11 @@ TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
                                          config("search_train_small"));
   ASSERT_EQ(host(fmt::format("run {} --run-dir one", search)).code, 0);
 
-  std::string start = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' run {} --run-dir two --nproc 2 >two.log 2>&1 & echo $!",
-                                  dir_.string(), NAS_HOST, search);
-  FILE* pipe = popen(start.c_str(), "r");
-  pid_t coordinator = 0;
-  ASSERT_EQ(fscanf(pipe, "%d", &coordinator), 1);
-  pclose(pipe);
+  const pid_t coordinator = nas::test::start_host(dir_, fmt::format("run {} --run-dir two --nproc 2", search), "two.log");
   const fs::path store = dir_ / "two" / "search.sqlite";
   // Once a worker has finished an evaluation, kill it: it is busy with its next one, or about to be.
   std::string victim;
-  while (victim.empty() && kill(coordinator, 0) == 0) {
+  while (victim.empty() && nas::test::running(coordinator)) {
     if (fs::exists(store))
       for (const auto& e : nas::SearchStore(store).evaluations())
         if (e.status == nas::EvaluationStatus::ok || e.status == nas::EvaluationStatus::failed) victim = e.worker;
@@ -110,7 +105,7 @@ TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
   }
   ASSERT_FALSE(victim.empty()) << nas::test::read_text(dir_ / "two.log");
   kill(static_cast<pid_t>(std::stoi(victim.substr(victim.rfind(':') + 1))), SIGKILL);
-  while (kill(coordinator, 0) == 0) usleep(20000);  // the run goes on without it, to the end
+  nas::test::wait_until_gone(coordinator);  // the run goes on without it, to the end
 
   const auto all = rows("two");
   ASSERT_EQ(all.size(), 12u) << nas::test::read_text(dir_ / "two.log");

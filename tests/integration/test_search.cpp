@@ -171,12 +171,7 @@ TEST_P(ResumeTest, AKilledSearchResumesWithNothingLostOrRepeated) {
   ASSERT_EQ(host(fmt::format("run {} --run-dir whole", search)).code, 0);
 
   // The same search, killed with SIGKILL once a few children are stored, then resumed.
-  std::string start = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' run {} --run-dir killed >killed.log 2>&1 & echo $!",
-                                  dir_.string(), NAS_HOST, search);
-  FILE* pipe = popen(start.c_str(), "r");
-  pid_t pid = 0;
-  ASSERT_EQ(fscanf(pipe, "%d", &pid), 1);
-  pclose(pipe);
+  const pid_t pid = nas::test::start_host(dir_, fmt::format("run {} --run-dir killed", search), "killed.log");
   const fs::path store = dir_ / "killed" / "search.sqlite";
   auto finished = [&] {
     if (!fs::exists(store)) return std::size_t{0};
@@ -184,9 +179,9 @@ TEST_P(ResumeTest, AKilledSearchResumesWithNothingLostOrRepeated) {
     for (const auto& e : nas::SearchStore(store).evaluations()) n += e.status != nas::EvaluationStatus::pending;
     return n;
   };
-  while (finished() < 5 && kill(pid, 0) == 0) usleep(20000);
+  while (finished() < 5 && nas::test::running(pid)) usleep(20000);
   kill(pid, SIGKILL);
-  while (kill(pid, 0) == 0) usleep(2000);
+  nas::test::wait_until_gone(pid);
   const auto before = rows("killed");
   ASSERT_LT(before.size() - static_cast<std::size_t>(std::count_if(before.begin(), before.end(), [](const auto& e) {
               return e.status == nas::EvaluationStatus::pending;
