@@ -1,5 +1,7 @@
 #include "cluster.hpp"
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -22,6 +24,12 @@ std::optional<std::int64_t> integer_variable(const char* name) {
 }
 
 }  // namespace
+
+std::string host_name() {
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  return host;
+}
 
 World World::from_environment() {
   World w;

@@ -29,6 +29,9 @@ struct NAS_API World {
   bool coordinator() const { return rank == 0; }
 };
 
+/// This machine's host name (as gethostname gives it).
+NAS_API std::string host_name();
+
 /// The run's key-value store: rank 0 serves it (unless torchrun's agent does), every rank connects;
 /// keys live under "nas/". `port` 0 on the server picks a free port (read it back with port()).
 class NAS_API Cluster {

@@ -1,7 +1,7 @@
 #include "data_parallel.hpp"
 
-#include <unistd.h>
-
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -14,16 +14,9 @@
 #endif
 
 #include "cluster.hpp"
-#include "nas/error.hpp"
 
 namespace nas {
 namespace {
-
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof(name) - 1);
-  return name;
-}
 
 bool loopback(const std::string& address) { return address == "localhost" || address.rfind("127.", 0) == 0; }
 

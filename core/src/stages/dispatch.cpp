@@ -126,11 +126,7 @@ class QueueDispatch final : public Dispatch {
 
 }  // namespace
 
-std::string worker_name() {
-  char host[256] = "localhost";
-  gethostname(host, sizeof host - 1);
-  return fmt::format("{}:{}", host, getpid());
-}
+std::string worker_name() { return fmt::format("{}:{}", host_name(), getpid()); }
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
