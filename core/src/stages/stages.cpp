@@ -1,6 +1,8 @@
 // The list of built-in stages, in the order a pipeline runs them by default.
 #include "stages/stages.hpp"
 
+#include <fstream>
+
 #include <fmt/format.h>
 
 #include "nas/dataset.hpp"
@@ -18,6 +20,12 @@ const std::vector<StageDef>& builtin_stages() {
 }
 
 namespace stages {
+
+std::string read_genotype_file(const std::string& stage, const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw UsageError(fmt::format("{}: cannot read genotype file '{}'", stage, file.string()));
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const Context& context) {
   const PluginChoice& choice = *stage.one("space");

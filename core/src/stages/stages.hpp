@@ -24,6 +24,9 @@ StageDef search();
 StageDef select();
 StageDef retrain();
 
+/// The text of a genotype file; UsageError naming `stage` and the file when it cannot be read.
+std::string read_genotype_file(const std::string& stage, const std::filesystem::path& file);
+
 /// The stage's `space` plugin.
 std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const Context& context);
 /// An evaluator with the space and the stage's `dataset` (if it has one) and `regularizers`: the one

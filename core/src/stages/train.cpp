@@ -19,12 +19,6 @@ namespace fs = std::filesystem;
 namespace nas::stages {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw UsageError(fmt::format("train: cannot read genotype file '{}'", path));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // The genotype file and text: rank 0 reads them and hands them to the other ranks through the store,
 // so they neither need the file nor wait for the stage before to have written it.
 std::pair<std::string, std::string> read_genotype(const StageConfig& stage, const Space& space, const Context& context) {
@@ -40,7 +34,7 @@ std::pair<std::string, std::string> read_genotype(const StageConfig& stage, cons
       throw UsageError(fmt::format("{}: no genotype given and no '{}' (a retrain stage writes it); set {}.genotype",
                                    stage.def->name, file, stage.def->name));
   }
-  std::string genotype = read_file(file);
+  std::string genotype = read_genotype_file(stage.def->name, file);
   space.canonical(genotype, file);  // checks the file, naming it
   if (context.cluster) {
     context.cluster->store().set(key, genotype);

@@ -21,12 +21,6 @@ namespace fs = std::filesystem;
 namespace nas::stages {
 namespace {
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw UsageError(fmt::format("cannot read '{}'", path.string()));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 void run_select(const StageConfig& stage, const Registry& registry, const Context& context) {
   const std::string& from = stage.params.get<std::string>("from");
   fs::path file = from.empty() ? context.run_dir / "search.sqlite" : fs::path(from);
@@ -74,7 +68,7 @@ void run_retrain(const StageConfig& stage, const Registry& registry, const Conte
                    distributed ? fmt::format(" on {} workers", context.cluster->world().size - 1) : "");
   std::vector<std::string> genotypes;
   for (std::size_t i = 0; i < files.size(); ++i) {
-    genotypes.push_back(space->canonical(read_file(files[i]), files[i].string()));
+    genotypes.push_back(space->canonical(read_genotype_file("retrain", files[i]), files[i].string()));
     dispatch->submit({static_cast<std::int64_t>(i), {}, genotypes.back(), architecture_hash(*space, genotypes.back())});
   }
   std::vector<Finished> results(files.size());
