@@ -212,4 +212,25 @@ TEST_F(PluginTest, DropPathKeepsTheExpectation) {
   EXPECT_TRUE(torch::allclose(y.index({kept}), x.index({kept}) / 0.7));
 }
 
+TEST_F(PluginTest, ConcatChannelsGivesEachInputItsGradientInItsOwnLayout) {
+  torch::manual_seed(0);
+  auto channels_last = torch::MemoryFormat::ChannelsLast;
+  torch::Tensor leaf = torch::randn({2, 5, 4, 5}).requires_grad_();
+  // Inputs inside a graph, as in a cell: their gradients arrive as the hooks see them (a leaf's
+  // would be copied into the leaf's layout anyway).
+  torch::Tensor a = leaf.slice(1, 0, 3).contiguous(channels_last), b = leaf.slice(1, 3, 5).contiguous();
+  torch::Tensor grad_a, grad_b;
+  a.register_hook([&](torch::Tensor g) { grad_a = g; });
+  b.register_hook([&](torch::Tensor g) { grad_b = g; });
+  torch::Tensor weights = torch::randn({2, 5, 4, 5});
+  torch::Tensor y = nas::concat_channels({a, b});
+  EXPECT_TRUE(torch::equal(y, torch::cat({a, b}, 1)));
+  (y * weights).sum().backward();
+  EXPECT_TRUE(torch::equal(grad_a, weights.slice(1, 0, 3)));
+  EXPECT_TRUE(torch::equal(grad_b, weights.slice(1, 3, 5)));
+  EXPECT_TRUE(grad_a.is_contiguous(channels_last)) << "not a strided slice of the output's gradient";
+  EXPECT_TRUE(grad_b.is_contiguous());
+  EXPECT_TRUE(torch::equal(leaf.grad(), weights));
+}
+
 }  // namespace

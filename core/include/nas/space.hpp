@@ -87,6 +87,12 @@ struct KindOf<Space> {
 /// 1/keep, so the expectation is unchanged. For spaces' cells, in training only.
 NAS_API at::Tensor drop_path(const at::Tensor& x, double keep);
 
+/// torch::cat along channels (dim 1), except that each input's gradient comes back contiguous in the
+/// input's own memory format. Why: slices of a channels_last gradient along channels are neither
+/// contiguous nor channels_last, and BatchNorm's backward takes a generic path on such strides
+/// (5x slower measured: 7.1 vs 1.3 ms for a 32x32x32x32 batch). Cells should concatenate with this.
+NAS_API at::Tensor concat_channels(at::TensorList xs);
+
 /// A stable 64-bit hash (hex) of the canonical genotype: equal for genotypes that build the same network.
 NAS_API std::string architecture_hash(const Space& space, const std::string& genotype);
 /// Every decision uniform over its choices.

@@ -33,10 +33,12 @@ struct FactorizedReduceImpl : nn::Module {
         bn(register_module("bn", batch_norm(out))) {}
   at::Tensor forward(const at::Tensor& x) {
     at::Tensor a = path1->forward(x.index({Slice(), Slice(), Slice(None, None, 2), Slice(None, None, 2)}));
-    // Pad right and bottom, drop the first row and column: the grid shifted by one pixel.
-    at::Tensor shifted = at::constant_pad_nd(x, {0, 1, 0, 1}).index({Slice(), Slice(), Slice(1, None), Slice(1, None)});
-    at::Tensor b = path2->forward(shifted.index({Slice(), Slice(), Slice(None, None, 2), Slice(None, None, 2)}));
-    return bn->forward(torch::cat({a, b}, 1));
+    // The grid shifted by one pixel (TF: pad right and bottom, drop the first row and column), then
+    // every second pixel. On even sizes that never samples the padding, so the padded copy is skipped.
+    const bool even = x.size(2) % 2 == 0 && x.size(3) % 2 == 0;
+    at::Tensor padded = even ? x : at::constant_pad_nd(x, {0, 1, 0, 1});
+    at::Tensor b = path2->forward(padded.index({Slice(), Slice(), Slice(1, None, 2), Slice(1, None, 2)}));
+    return bn->forward(nas::concat_channels({a, b}));
   }
   nn::Conv2d path1, path2;
   nn::BatchNorm2d bn;
@@ -108,14 +110,14 @@ class CellModule : public nn::Module {
       at::Tensor a = apply(k, states[block.a.input]);
       at::Tensor b = apply(k + 1, states[block.b.input]);
       k += 2;
-      states.push_back(block.combine == "concat" ? torch::cat({a, b}, 1) : a + b);
+      states.push_back(block.combine == "concat" ? nas::concat_channels({a, b}) : a + b);
     }
     std::vector<at::Tensor> outputs;
     for (std::size_t i = 0; i < genotype_.concat.size(); ++i) {
       const at::Tensor& s = states[genotype_.concat[i]];
       outputs.push_back(adapters_[i] ? adapters_[i]->forward(s) : s);
     }
-    return torch::cat(outputs, 1);
+    return nas::concat_channels(outputs);
   }
 
  private:
