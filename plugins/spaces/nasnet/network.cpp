@@ -45,14 +45,24 @@ struct FactorizedReduceImpl : nn::Module {
 };
 TORCH_MODULE(FactorizedReduce);
 
-// 1x1 conv and BN, optionally after a ReLU: the width adapters of the TF model.
-nn::Sequential conv_bn(std::int64_t in, std::int64_t out, bool relu) {
-  nn::Sequential s;
-  if (relu) s->push_back(nn::ReLU());
-  s->push_back(conv1x1(in, out));
-  s->push_back(batch_norm(out));
-  return s;
-}
+// 1x1 conv and BN: the width adapters of the TF model (behind a ReLU for a cell's inputs, see CellInput).
+nn::Sequential conv_bn(std::int64_t in, std::int64_t out) { return nn::Sequential(conv1x1(in, out), batch_norm(out)); }
+
+// A cell's input: a cell output (or the stem's) and, made once on first use, its ReLU. Each cell
+// output feeds two cells whose input layers both start with that ReLU (prep0 of the next cell,
+// prep1 of the one after), so sharing it saves a ReLU and its backward on the largest tensors.
+class CellInput {
+ public:
+  explicit CellInput(at::Tensor x) : raw_(std::move(x)) {}
+  const at::Tensor& raw() const { return raw_; }
+  const at::Tensor& rectified() {
+    if (!rectified_.defined()) rectified_ = at::relu(raw_);
+    return rectified_;
+  }
+
+ private:
+  at::Tensor raw_, rectified_;
+};
 
 /// How a cell's second input h_{i-1} relates to its first, h_i.
 enum class Previous { none, same_size, larger };
@@ -67,12 +77,12 @@ class CellModule : public nn::Module {
     std::set<std::int64_t> read(g.concat.begin(), g.concat.end());
     for (const Block& block : g.blocks) read.insert({block.a.input, block.b.input});
     std::vector<std::int64_t> width{filters, filters};
-    if (read.count(0)) prep0_ = register_module("prep0", conv_bn(in_channels, filters, true));
+    if (read.count(0)) prep0_ = register_module("prep0", conv_bn(in_channels, filters));
     if (read.count(1)) {
       if (previous == Previous::larger)
-        prep1_ = register_module("prep1", nn::Sequential(nn::ReLU(), FactorizedReduce(prev_channels, filters)));
+        prep1_ = register_module("prep1", nn::Sequential(FactorizedReduce(prev_channels, filters)));
       else if (previous == Previous::same_size && prev_channels != filters)
-        prep1_ = register_module("prep1", conv_bn(prev_channels, filters, true));
+        prep1_ = register_module("prep1", conv_bn(prev_channels, filters));
       else
         width[1] = previous == Previous::none ? in_channels : prev_channels;
     }
@@ -93,7 +103,7 @@ class CellModule : public nn::Module {
     for (std::int64_t s : g.concat) {
       nn::Sequential adapt;
       if (reduction && s < 2) adapt->push_back(FactorizedReduce(width[s], filters));
-      else if (width[s] != filters) adapt = conv_bn(width[s], filters, false);
+      else if (width[s] != filters) adapt = conv_bn(width[s], filters);
       adapters_.push_back(adapt->size() ? register_module(fmt::format("out{}", s), adapt) : nullptr);
     }
   }
@@ -101,10 +111,12 @@ class CellModule : public nn::Module {
   std::int64_t out_channels() const { return filters_ * static_cast<std::int64_t>(genotype_.concat.size()); }
   void set_keep(double keep) { keep_ = keep; }
 
-  at::Tensor forward(const at::Tensor& h, const at::Tensor& prev) {
-    at::Tensor second = prev.defined() ? prev : h;
-    std::vector<at::Tensor> states{prep0_ ? prep0_->forward(h) : at::Tensor(),
-                                   prep1_ ? prep1_->forward(second) : second};
+  /// `prev` is null for the first cell, which reads h_i twice.
+  at::Tensor forward(CellInput& h, CellInput* prev) {
+    CellInput& second = prev ? *prev : h;
+    // The preps are ReLU-conv-BN (TF), their ReLU taken from the shared CellInput.
+    std::vector<at::Tensor> states{prep0_ ? prep0_->forward(h.rectified()) : at::Tensor(),
+                                   prep1_ ? prep1_->forward(second.rectified()) : second.raw()};
     std::size_t k = 0;
     for (const Block& block : genotype_.blocks) {
       at::Tensor a = apply(k, states[block.a.input]);
@@ -239,21 +251,22 @@ class NasnetNetwork final : public nas::Network {
 
  private:
   nas::NetworkOutput run(const at::Tensor& images, std::vector<std::pair<std::string, std::vector<std::int64_t>>>* shapes) {
-    std::vector<at::Tensor> outputs{stem_->forward(images)};
+    std::vector<CellInput> outputs{CellInput(stem_->forward(images))};
     nas::NetworkOutput out;
     auto record = [&](std::int64_t index) {
       if (!shapes) return;
       for (const auto& [at, label] : shape_labels_)
-        if (at == index) shapes->emplace_back(label, outputs[index].sizes().vec());
+        if (at == index) shapes->emplace_back(label, outputs[index].raw().sizes().vec());
     };
     record(0);
     for (std::size_t i = 0; i < cells_.size(); ++i) {
       auto [h, prev] = inputs_[i];
-      outputs.push_back(cells_[i]->forward(outputs[h], prev >= 0 ? outputs[prev] : at::Tensor()));
+      at::Tensor output = cells_[i]->forward(outputs[h], prev >= 0 ? &outputs[prev] : nullptr);
+      outputs.emplace_back(std::move(output));  // after the call: growing the vector moves its elements
       record(static_cast<std::int64_t>(i) + 1);
-      if (aux_ && is_training() && static_cast<std::int64_t>(i) + 1 == aux_after_) out.aux_logits = aux_->forward(outputs.back());
+      if (aux_ && is_training() && static_cast<std::int64_t>(i) + 1 == aux_after_) out.aux_logits = aux_->forward(outputs.back().raw());
     }
-    at::Tensor x = torch::adaptive_avg_pool2d(torch::relu(outputs.back()), {1, 1}).flatten(1);
+    at::Tensor x = torch::adaptive_avg_pool2d(outputs.back().rectified(), {1, 1}).flatten(1);
     out.logits = classifier_->forward(dropout_->forward(x));
     if (shapes) shapes->emplace_back("logits", out.logits.sizes().vec());
     return out;
