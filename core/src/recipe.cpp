@@ -30,7 +30,7 @@ Schema recipe_schema() {
           number("label_smoothing", 0.0).range(0, 1).help("label smoothing"),
           number("grad_clip", 5.0).range(0, 1e9).help("max gradient norm; 0: no clipping"),
           number("aux_weight", 0.4).range(0, 100).help("weight of the auxiliary head's loss"),
-          boolean("bf16", false).help("bf16 autocast (GPU only)"),
+          boolean("bf16", false).help("bf16 autocast of the forward pass (meant for GPUs; see docs/training.md)"),
           boolean("channels_last", true).help("channels_last memory format (faster with oneDNN on CPU too)"),
           integer("validation", 5000).at_least(0).help("training examples held out for validation (chosen by the seed)"),
           integer("subset_per_class", 0).at_least(0).help("train on the first K examples of each class; 0: all"),

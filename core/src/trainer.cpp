@@ -23,6 +23,31 @@ namespace fs = std::filesystem;
 namespace nas {
 namespace {
 
+// bf16 autocast on `device` for a scope (the forward pass), restoring the previous state on exit,
+// exceptions included. Parameters, gradients and the optimizer stay fp32.
+class Bf16Autocast {
+ public:
+  Bf16Autocast(c10::DeviceType device, bool enabled)
+      : device_(device), was_enabled_(at::autocast::is_autocast_enabled(device)),
+        was_dtype_(at::autocast::get_autocast_dtype(device)) {
+    if (!enabled) return;
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+  }
+  ~Bf16Autocast() {
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, was_dtype_);
+    if (!at::autocast::is_autocast_enabled(device_)) at::autocast::clear_cache();
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool was_enabled_;
+  at::ScalarType was_dtype_;
+};
+
 double learning_rate(const TrainOptions& o, std::int64_t step, std::int64_t steps_per_epoch) {
   const double total = static_cast<double>(o.epochs * steps_per_epoch);
   const double warmup = o.warmup_epochs * static_cast<double>(steps_per_epoch);
@@ -139,12 +164,8 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       optimizer.zero_grad();
       NetworkOutput out;
       {
-        // bf16 autocast where it pays: on the GPU.
-        const bool autocast = options_.bf16 && context_.device.is_cuda();
-        at::autocast::set_autocast_enabled(at::kCUDA, autocast);
-        if (autocast) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+        Bf16Autocast autocast(context_.device.type(), options_.bf16);
         out = network_.forward(images_in);
-        at::autocast::set_autocast_enabled(at::kCUDA, false);
       }
       auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
       at::Tensor loss = torch::nn::functional::cross_entropy(out.logits.to(at::kFloat), labels, ce);

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include "nas/loader.hpp"
@@ -137,6 +138,34 @@ TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
   nas::TrainResult result = nas::Trainer(*resumed, options, {drop.get()}, context_, checkpoint).fit(loader);
   EXPECT_EQ(result.steps, 12);
   EXPECT_TRUE(same_weights(*uninterrupted, *resumed));
+}
+
+TEST_F(TrainerTest, Bf16AutocastComputesTheForwardPassInBf16AndKeepsFp32Weights) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{32}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 32;
+  o.train = true;
+  nas::Loader loader(*data, range(32), o, 4);
+  auto flat = [](nas::Network& net) {
+    std::vector<torch::Tensor> ws;
+    for (const torch::Tensor& w : net.parameters()) ws.push_back(w.detach().flatten());
+    return torch::cat(ws);
+  };
+  const torch::Tensor initial = flat(*network(3, 10));
+  // One SGD step from the same weights: the step taken is the gradient (plus weight decay), scaled.
+  auto step = [&](bool bf16) {
+    auto net = network(3, 10);
+    nas::TrainOptions options;
+    options.bf16 = bf16;
+    options.channels_last = true;
+    EXPECT_FALSE(nas::Trainer(*net, options, {}, context_).fit(loader).diverged);
+    for (const torch::Tensor& w : net->parameters()) EXPECT_EQ(w.scalar_type(), torch::kFloat) << "weights stay fp32";
+    return flat(*net) - initial;
+  };
+  const torch::Tensor fp32 = step(false), bf16 = step(true);
+  EXPECT_FALSE(torch::equal(bf16, fp32)) << "bf16 rounding changes the step: autocast was on";
+  EXPECT_GT(torch::cosine_similarity(bf16, fp32, 0).item<double>(), 0.9) << "the same step at lower precision (0.97 seen)";
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU)) << "autocast ends with the forward pass";
 }
 
 TEST_F(TrainerTest, DivergenceIsAResultNotACrash) {

@@ -28,7 +28,7 @@ struct TrainOptions {
   double label_smoothing = 0.0;
   double grad_clip = 0.0;          ///< max gradient norm; 0: no clipping
   double aux_weight = 0.4;         ///< weight of the auxiliary head's loss, when the network has one
-  bool bf16 = false;               ///< bf16 autocast (GPU only)
+  bool bf16 = false;               ///< bf16 autocast of the forward pass, on any device (meant for GPUs)
   bool channels_last = false;
   std::int64_t log_every = 20;     ///< steps between metrics lines
   /// Train across every process of context.cluster, which must all construct their Trainer and call
