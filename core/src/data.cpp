@@ -11,7 +11,9 @@
 #include <thread>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <omp.h>
 
 #include "nas/context.hpp"
 #include "nas/error.hpp"
@@ -135,6 +137,12 @@ void Loader::for_each(std::int64_t epoch, std::int64_t first, const std::functio
   bool stop = false;
   std::exception_ptr failure;
   auto work = [&] {
+    // Serial ATen ops on this thread. Were they to start an OpenMP team of their own, the process
+    // would hold more OpenMP threads than cores, and libgomp then stops spin-waiting in every team,
+    // the training thread's included: its helpers sleep and are woken at each parallel region
+    // (measured: ~5,000 context switches a second per thread, tiny children training at half speed).
+    at::get_num_threads();  // ATen's lazy per-thread setup first: it would set the team size back
+    omp_set_num_threads(1);
     for (;;) {
       std::int64_t b;
       {
