@@ -38,7 +38,7 @@ Schema recipe_schema() {
           boolean("flip", false).help("random horizontal flips"),
           boolean("normalize", true).help("normalize with the dataset's per-channel mean and std"),
           integer("workers", 1).range(0, 64).help("data loading threads (one keeps ahead of a CPU trainer; more for GPUs; "
-                                                  "0: on the training thread, best for small children on a busy CPU)")};
+                                                  "0: batches built on the training thread)")};
 }
 
 struct ChildTraining::State {

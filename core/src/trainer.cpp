@@ -23,28 +23,30 @@ namespace fs = std::filesystem;
 namespace nas {
 namespace {
 
-// bf16 autocast on `device` for a scope (the forward pass), restoring the previous state on exit,
-// exceptions included. Parameters, gradients and the optimizer stay fp32.
+// bf16 autocast on `device` for a scope (the forward pass) when `enabled`, restoring the previous
+// state on exit, exceptions included; nothing at all when not. Weights, gradients and the optimizer
+// stay fp32.
 class Bf16Autocast {
  public:
   Bf16Autocast(c10::DeviceType device, bool enabled)
-      : device_(device), was_enabled_(at::autocast::is_autocast_enabled(device)),
+      : device_(device), enabled_(enabled), was_enabled_(at::autocast::is_autocast_enabled(device)),
         was_dtype_(at::autocast::get_autocast_dtype(device)) {
-    if (!enabled) return;
+    if (!enabled_) return;
     at::autocast::set_autocast_enabled(device_, true);
     at::autocast::set_autocast_dtype(device_, at::kBFloat16);
   }
   ~Bf16Autocast() {
+    if (!enabled_) return;
     at::autocast::set_autocast_enabled(device_, was_enabled_);
     at::autocast::set_autocast_dtype(device_, was_dtype_);
-    if (!at::autocast::is_autocast_enabled(device_)) at::autocast::clear_cache();
+    if (!was_enabled_) at::autocast::clear_cache();  // leaving the outermost autocast, as Python does
   }
   Bf16Autocast(const Bf16Autocast&) = delete;
   Bf16Autocast& operator=(const Bf16Autocast&) = delete;
 
  private:
   c10::DeviceType device_;
-  bool was_enabled_;
+  bool enabled_, was_enabled_;
   at::ScalarType was_dtype_;
 };
 

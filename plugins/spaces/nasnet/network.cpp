@@ -50,7 +50,8 @@ nn::Sequential conv_bn(std::int64_t in, std::int64_t out) { return nn::Sequentia
 
 // A cell's input: a cell output (or the stem's) and, made once on first use, its ReLU. Each cell
 // output feeds two cells whose input layers both start with that ReLU (prep0 of the next cell,
-// prep1 of the one after), so sharing it saves a ReLU and its backward on the largest tensors.
+// prep1 of the one after; the heads too), so sharing it saves a ReLU and its backward on the
+// largest tensors.
 class CellInput {
  public:
   explicit CellInput(at::Tensor x) : raw_(std::move(x)) {}
@@ -149,10 +150,11 @@ class CellModule : public nn::Module {
 };
 
 // Auxiliary classifier after the last cell of stage 2 (TF/DARTS shape; the last conv covers what
-// remains of the image, made independent of the input size by an adaptive pool).
+// remains of the image, made independent of the input size by an adaptive pool). It reads the cell
+// output's ReLU (CellInput::rectified), shared with the cells that follow.
 struct AuxHeadImpl : nn::Module {
   AuxHeadImpl(std::int64_t in, std::int64_t classes)
-      : body(register_module("body", nn::Sequential(nn::ReLU(), nn::AvgPool2d(nn::AvgPool2dOptions(5).stride(3)),
+      : body(register_module("body", nn::Sequential(nn::AvgPool2d(nn::AvgPool2dOptions(5).stride(3)),
                                                      conv1x1(in, 128), batch_norm(128), nn::ReLU(),
                                                      nn::AdaptiveAvgPool2d(2),
                                                      nn::Conv2d(nn::Conv2dOptions(128, 768, 2).bias(false)),
@@ -264,7 +266,7 @@ class NasnetNetwork final : public nas::Network {
       at::Tensor output = cells_[i]->forward(outputs[h], prev >= 0 ? &outputs[prev] : nullptr);
       outputs.emplace_back(std::move(output));  // after the call: growing the vector moves its elements
       record(static_cast<std::int64_t>(i) + 1);
-      if (aux_ && is_training() && static_cast<std::int64_t>(i) + 1 == aux_after_) out.aux_logits = aux_->forward(outputs.back().raw());
+      if (aux_ && is_training() && static_cast<std::int64_t>(i) + 1 == aux_after_) out.aux_logits = aux_->forward(outputs.back().rectified());
     }
     at::Tensor x = torch::adaptive_avg_pool2d(outputs.back().rectified(), {1, 1}).flatten(1);
     out.logits = classifier_->forward(dropout_->forward(x));
