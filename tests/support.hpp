@@ -1,6 +1,7 @@
 // What the tests share: the shipped plugins loaded once, parameters with defaults, scratch folders.
 #pragma once
 
+#include <png.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,9 +13,11 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <turbojpeg.h>
 
 #include "nas/dataset.hpp"
 #include "nas/loader.hpp"
@@ -88,6 +91,36 @@ inline bool running(pid_t pid) { return kill(pid, 0) == 0; }
 /// Waits until `pid` is gone (started by start_host, it is not this process's child to wait for).
 inline void wait_until_gone(pid_t pid) {
   while (running(pid)) usleep(2000);
+}
+
+/// An RGB image (`pixels`: height x width x 3 bytes), written as JPEG (quality 95) or PNG by the
+/// file's extension, with the libraries dataset/image_folder reads with.
+inline void write_pixels(const std::filesystem::path& file, int width, int height, std::vector<std::uint8_t> pixels) {
+  ASSERT_EQ(pixels.size(), static_cast<std::size_t>(width * height * 3));
+  std::filesystem::create_directories(file.parent_path());
+  if (file.extension() == ".png") {
+    png_image png{};
+    png.version = PNG_IMAGE_VERSION;
+    png.width = static_cast<png_uint_32>(width);
+    png.height = static_cast<png_uint_32>(height);
+    png.format = PNG_FORMAT_RGB;
+    ASSERT_TRUE(png_image_write_to_file(&png, file.c_str(), 0, pixels.data(), 0, nullptr));
+    return;
+  }
+  tjhandle tj = tjInitCompress();
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  ASSERT_EQ(tjCompress2(tj, pixels.data(), width, 0, height, TJPF_RGB, &jpeg, &size, TJSAMP_444, 95, 0), 0);
+  std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(jpeg), static_cast<std::streamsize>(size));
+  tjFree(jpeg);
+  tjDestroy(tj);
+}
+
+/// A constant-colour image.
+inline void write_image(const std::filesystem::path& file, int width, int height, std::array<std::uint8_t, 3> rgb) {
+  std::vector<std::uint8_t> pixels;
+  for (int i = 0; i < width * height; ++i) pixels.insert(pixels.end(), rgb.begin(), rgb.end());
+  write_pixels(file, width, height, std::move(pixels));
 }
 
 /// A fresh folder for the running test, removed when it ends.

@@ -45,6 +45,8 @@ constexpr const char* kUsage =
     "\n"
     "exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or plugin\n";
 
+constexpr const char* kSelf = "/proc/self/exe";
+
 // Options every command that loads plugins takes.
 struct PluginOptions {
   std::vector<std::string> dirs;
@@ -142,18 +144,41 @@ int run_command(const std::vector<std::string>& args) {
                                : run_dir);
     return 0;
   }
+  // Workers and evaluator processes are this executable again, with the same plugins.
+  const RunOptions options{!resume.empty(), nproc, kSelf, plugins.as_args()};
   if (launcher_rank() > 0) {  // a worker (torchrun, SLURM, or started by --nproc): rank 0 owns the run
-    serve_pipeline(config, registry, log);
+    serve_pipeline(config, registry, log, options);
     return 0;
   }
   if (nproc < 0) throw UsageError(fmt::format("run: --nproc {}: expected 0 or more worker processes", nproc));
-  RunOptions options{!resume.empty(), nproc, {"nas-host", "run"}};
-  for (const std::string& a : plugins.as_args()) options.worker_command.push_back(a);
-  options.worker_command.push_back("--resume");
   fs::path dir = !resume.empty() ? fs::path(resume)
                                  : make_run_dir(config.experiment, run_dir.empty() ? std::nullopt : std::optional<fs::path>(run_dir));
   run_pipeline(config, registry, log, dir, options);
   return 0;
+}
+
+// Internal: started by a search or retrain stage (see docs/search.md, "Isolation"), never by users.
+int evaluator_command(const std::vector<std::string>& args) {
+  std::string run_dir, stage, log_file;
+  int threads = 1;
+  PluginOptions plugins;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")("run-dir", po::value(&run_dir), "the run's folder")
+      ("stage", po::value(&stage), "the stage whose evaluator to serve")
+      ("threads", po::value(&threads), "intra-op threads")
+      ("log", po::value(&log_file), "append log lines to FILE too");
+  plugins.add_to(desc);
+  po::positional_options_description positional;
+  positional.add("run-dir", 1).add("stage", 1);
+  if (parse_or_help(args, desc, positional, "evaluator",
+                    "usage: nas-host evaluator RUN_DIR STAGE [--threads T] [--log FILE]\n\n"
+                    "Internal: the supervised process in which a search or retrain stage evaluates its\n"
+                    "architectures. It talks to its parent over file descriptor 3.\n"))
+    return 0;
+  Logger log;
+  if (!log_file.empty()) log.tee_to(log_file);
+  return serve_evaluator_process(run_dir, stage, {plugins.dirs.begin(), plugins.dirs.end()}, !plugins.no_default,
+                                 threads, log, 3);
 }
 
 int plugins_list(const std::vector<std::string>& args) {
@@ -387,6 +412,7 @@ int dispatch(int argc, char** argv) {
   if (command == "run") return run_command(args);
   if (command == "inspect") return inspect_command(args);
   if (command == "genotype") return genotype_command(args);
+  if (command == "evaluator") return evaluator_command(args);
   if (command == "plugins") {
     if (args.empty() || args[0] == "-h" || args[0] == "--help") {
       fmt::print("usage: nas-host plugins list [--json] | nas-host plugins describe KIND/NAME\n"

@@ -63,14 +63,16 @@ Loader::Loader(const Dataset& dataset, std::vector<std::int64_t> indices, Loader
   if (options_.batch_size < 1) throw UsageError("batch size must be at least 1");
   if (options_.shards < 1 || options_.shard < 0 || options_.shard >= options_.shards)
     throw UsageError(fmt::format("shard {} of {}: expected 0 <= shard < shards", options_.shard, options_.shards));
-  if (options_.train && examples() < options_.batch_size * options_.shards)
-    throw UsageError(fmt::format("{} training examples are fewer than one batch of {}", examples(),
-                                 options_.batch_size * options_.shards));
+  if (options_.train && options_.batch_size < options_.shards)
+    throw UsageError(fmt::format("a batch of {} cannot be shared among {} data-parallel processes; use a batch size of "
+                                 "at least {}", options_.batch_size, options_.shards, options_.shards));
+  if (options_.train && examples() < options_.batch_size)
+    throw UsageError(fmt::format("{} training examples are fewer than one batch of {}", examples(), options_.batch_size));
 }
 
 std::int64_t Loader::batches_per_epoch() const {
   const std::int64_t n = examples(), b = options_.batch_size, shards = options_.shards;
-  if (options_.train) return n / (b * shards);
+  if (options_.train) return n / b;
   return ((n + b - 1) / b - options_.shard + shards - 1) / shards;
 }
 
@@ -87,9 +89,11 @@ Batch Loader::batch(std::int64_t epoch, std::int64_t index) const { return build
 
 Batch Loader::build(const std::vector<std::int64_t>& order, std::int64_t epoch, std::int64_t index) const {
   // With shards, this process's share: the shard-th slice of a global training batch, or the
-  // (index * shards + shard)-th evaluation batch; both begin at the same position.
-  const std::int64_t begin = (index * options_.shards + options_.shard) * options_.batch_size;
-  const std::int64_t end = std::min<std::int64_t>(begin + options_.batch_size, static_cast<std::int64_t>(order.size()));
+  // (index * shards + shard)-th evaluation batch.
+  const std::int64_t b = options_.batch_size, shard = options_.shard, shards = options_.shards;
+  const std::int64_t begin = options_.train ? index * b + b * shard / shards : (index * shards + shard) * b;
+  const std::int64_t end = options_.train ? index * b + b * (shard + 1) / shards
+                                          : std::min<std::int64_t>(begin + b, static_cast<std::int64_t>(order.size()));
   std::vector<at::Tensor> images;
   std::vector<std::int64_t> labels;
   const std::int64_t pad = options_.augmentation.crop_padding;

@@ -63,7 +63,7 @@ struct DataParallel::State {
     std::int64_t offset = 0;
   };
 
-  c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::Backend> backend, statistics;
   std::int64_t rank = 0, size = 1;
   c10::Device device{c10::kCPU};
   std::vector<at::Tensor> parameters, buffers;
@@ -120,6 +120,7 @@ DataParallel::DataParallel(const Cluster& cluster, const std::string& name, torc
   s.size = cluster.world().size;
   s.device = device;
   s.backend = process_group(cluster, name, device);
+  s.statistics = process_group(cluster, name + "/bn", device);
 
   for (const at::Tensor& p : network.parameters())
     if (p.requires_grad()) s.parameters.push_back(p);
@@ -199,6 +200,12 @@ void DataParallel::average_buffers() {
   s.in_place(s.buffers, [&](std::vector<at::Tensor>& t) { return s.backend->allreduce(t); });
   torch::NoGradGuard no_grad;
   for (at::Tensor& b : s.buffers) b.div_(static_cast<double>(s.size));
+}
+
+at::Tensor DataParallel::sum(const at::Tensor& local) {
+  std::vector<at::Tensor> tensors{local.contiguous().clone()};
+  state_->statistics->allreduce(tensors)->wait();
+  return tensors[0];
 }
 
 std::vector<double> DataParallel::sum(const std::vector<double>& values) {

@@ -13,6 +13,7 @@
 #include <c10/util/intrusive_ptr.h>
 
 #include "nas/api.hpp"
+#include "nas/layers.hpp"
 
 namespace torch::nn {
 class Module;
@@ -31,13 +32,15 @@ class Cluster;
 NAS_API c10::intrusive_ptr<c10d::Backend> process_group(const Cluster& cluster, const std::string& name,
                                                         c10::Device device);
 
-class DataParallel {
+/// Also the Collective of batch norm's global statistics (nas::GlobalBatchNorm), over a process
+/// group of its own: its sums run during the backward pass, beside the gradients' buckets.
+class DataParallel final : public Collective {
  public:
-  /// Joins every rank of `cluster` in the process group `name` (see process_group), makes every
-  /// replica of `network` equal to rank 0's and hooks its gradients.
+  /// Joins every rank of `cluster` in the process groups `name` and `name`/bn (see process_group),
+  /// makes every replica of `network` equal to rank 0's and hooks its gradients.
   DataParallel(const Cluster& cluster, const std::string& name, torch::nn::Module& network, c10::Device device,
                std::int64_t bucket_bytes = 25 << 20);
-  ~DataParallel();
+  ~DataParallel() override;
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
@@ -51,6 +54,7 @@ class DataParallel {
   void average_buffers();
   /// Element-wise sums of `values` over the ranks.
   std::vector<double> sum(const std::vector<double>& values);
+  at::Tensor sum(const at::Tensor& local) override;
 
  private:
   struct State;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -14,6 +15,8 @@
 #include <torch/cuda.h>
 
 #include "cluster.hpp"
+#include "nas/loader.hpp"
+#include "stages/evaluator_process.hpp"
 
 namespace fs = std::filesystem;
 
@@ -70,12 +73,15 @@ std::int64_t launcher_rank() { return World::from_environment().rank; }
 
 namespace {
 
-// Starts worker ranks 1..nproc on this machine, each `command RUN_DIR` with the launcher's variables.
+// Starts worker ranks 1..nproc on this machine, each `nas-host run --resume RUN_DIR` with the
+// launcher's variables.
 std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& options, const fs::path& run_dir) {
+  if (options.executable.empty()) throw Error("run: cannot start worker processes without the nas-host executable");
   std::vector<pid_t> pids;
   for (std::int64_t rank = 1; rank <= options.nproc; ++rank) {
-    std::vector<std::string> args = options.worker_command;
-    args.push_back(run_dir.string());
+    std::vector<std::string> args{"nas-host", "run"};
+    args.insert(args.end(), options.plugin_args.begin(), options.plugin_args.end());
+    args.insert(args.end(), {"--resume", run_dir.string()});
     pid_t pid = fork();
     if (pid < 0) throw Error(fmt::format("cannot start worker {}: fork failed", rank));
     if (pid == 0) {
@@ -88,7 +94,7 @@ std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& optio
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      execv("/proc/self/exe", argv.data());
+      execv(options.executable.c_str(), argv.data());
       _exit(127);
     }
     pids.push_back(pid);
@@ -117,6 +123,13 @@ c10::Device pick_device(std::int64_t local_rank, const Experiment& experiment) {
 }
 
 constexpr std::chrono::seconds kStoreTimeout{300};  // connecting, and a worker waiting for rank 0
+
+// How this process starts evaluator processes; none without the executable.
+std::optional<EvaluatorProcesses> evaluator_processes(const RunOptions& options, const fs::path& run_dir,
+                                                      const fs::path& log_file, int threads) {
+  if (options.executable.empty()) return std::nullopt;
+  return EvaluatorProcesses{options.executable, options.plugin_args, fs::absolute(run_dir), fs::absolute(log_file), threads};
+}
 
 }  // namespace
 
@@ -149,8 +162,9 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   log.info("{} '{}' in {} ({} threads, device {})", options.resumed ? "resuming run" : "run", config.experiment.name,
            run_dir.string(), threads, device.str());
 
+  const auto processes = evaluator_processes(options, run_dir, run_dir / "log.txt", threads);
   Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry,
-                  cluster ? &*cluster : nullptr};
+                  cluster ? &*cluster : nullptr, processes ? &*processes : nullptr};
   for (const StageConfig& stage : config.stages) {
     auto start = std::chrono::steady_clock::now();
     log.info("stage '{}' started", stage.def->name);
@@ -174,20 +188,49 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   log.info("run finished; outputs in {}", run_dir.string());
 }
 
-void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log) {
+void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const RunOptions& options) {
   const World world = World::from_environment();
   Cluster cluster(world, kStoreTimeout);
   const fs::path run_dir = cluster.store().get_to_str("run_dir");  // waits for rank 0
-  log.tee_to(run_dir / fmt::format("worker-{}.log", world.rank));
+  const fs::path log_file = run_dir / fmt::format("worker-{}.log", world.rank);
+  log.tee_to(log_file);
   const int threads = worker_threads(config);
   at::set_num_threads(threads);
   const c10::Device device = pick_device(world.local_rank, config.experiment);
   log.info("worker rank {} of {} ({}) in {} ({} threads, device {})", world.rank, world.size, world.launcher,
            run_dir.string(), threads, device.str());
-  Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry, &cluster};
+  const auto processes = evaluator_processes(options, run_dir, log_file, threads);
+  Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir, device, &registry, &cluster,
+                  processes ? &*processes : nullptr};
   for (const StageConfig& stage : config.stages)
     if (stage.def->serve) stage.def->serve(stage, registry, context);
   cluster.store().add("left", 1);
+}
+
+int serve_evaluator_process(const fs::path& run_dir, const std::string& stage_name, const std::vector<fs::path>& plugin_dirs,
+                            bool default_plugins, int threads, Logger& log, int fd) {
+  ParentChannel parent(fd);
+  try {
+    const fs::path file = run_dir / "config.yaml";
+    ConfigDocument doc = ConfigDocument::load(file, {});
+    std::vector<fs::path> dirs = plugin_dirs;
+    for (const fs::path& dir : doc.plugin_paths()) dirs.push_back(dir);
+    Registry registry;
+    load_plugins(registry, plugin_search_path(dirs, default_plugins, log));
+    const PipelineConfig config = resolve(doc, registry);
+    const auto stage = std::find_if(config.stages.begin(), config.stages.end(),
+                                    [&](const StageConfig& s) { return s.def->name == stage_name; });
+    if (stage == config.stages.end() || !stage->def->evaluator)
+      throw UsageError(fmt::format("evaluator: '{}' has no stage '{}' that evaluates architectures", file.string(), stage_name));
+    at::set_num_threads(threads);
+    const Context context{log, static_cast<std::uint64_t>(config.experiment.seed), run_dir,
+                          pick_device(World::from_environment().local_rank, config.experiment), &registry};
+    const std::unique_ptr<Evaluator> evaluator = stage->def->evaluator(*stage, registry, context);
+    parent.serve(*evaluator);
+    return 0;
+  } catch (...) {
+    return parent.fail(std::current_exception());
+  }
 }
 
 }  // namespace nas

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
@@ -167,14 +168,20 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       NetworkOutput out;
       {
         Bf16Autocast autocast(context_.device.type(), options_.bf16);
+        std::optional<GlobalBatchNorm> global_statistics;
+        if (parallel_) global_statistics.emplace(*parallel_);
         out = network_.forward(images_in);
       }
       auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
       at::Tensor loss = torch::nn::functional::cross_entropy(out.logits.to(at::kFloat), labels, ce);
       if (out.aux_logits.defined() && options_.aux_weight > 0)
         loss = loss + options_.aux_weight * torch::nn::functional::cross_entropy(out.aux_logits.to(at::kFloat), labels, ce);
-      double loss_value = loss.item<double>();
-      if (parallel_) loss_value = parallel_->sum({loss_value})[0] / static_cast<double>(ranks);  // all stop alike
+      const std::int64_t n = labels.size(0);
+      const double local_loss = loss.item<double>();
+      // The global batch's mean loss: every rank logs it and stops alike when it diverges.
+      const double loss_value =
+          parallel_ ? parallel_->sum({local_loss * static_cast<double>(n)})[0] / static_cast<double>(train.batch_size())
+                    : local_loss;
       if (!std::isfinite(loss_value)) {
         result.diverged = true;
         result.diverged_step = step;
@@ -182,23 +189,25 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
         metrics.write({{"event", "diverged"}, {"step", step}, {"epoch", epoch}});
         return false;
       }
+      // The ranks' gradients are averaged: weighted by each rank's share of the global batch (shares
+      // differ by one example when the batch does not divide), the average is the whole batch's gradient.
+      if (parallel_) loss = loss * (static_cast<double>(n * ranks) / static_cast<double>(train.batch_size()));
       loss.backward();
       if (parallel_) parallel_->finish_gradients();
       if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(network_.parameters(), options_.grad_clip);
       optimizer.step();
 
-      const std::int64_t n = labels.size(0);
       auto [h1, h5] = hits(out.logits.detach(), labels);
-      loss_sum += loss_value * static_cast<double>(n);
+      loss_sum += local_loss * static_cast<double>(n);
       top1 += h1;
       top5 += h5;
       running.examples += n;
-      images += n * ranks;
+      images += train.batch_size();
       ++step;
       if (step % options_.log_every == 0 || index + 1 == steps_per_epoch) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const double rate = static_cast<double>(images) / elapsed;
-        const double eta = static_cast<double>((total_steps - step) * n * ranks) / rate;
+        const double eta = static_cast<double>((total_steps - step) * train.batch_size()) / rate;
         context_.log.progress(fmt::format("epoch {}/{} step {}/{} loss {:.4f} lr {:.5f} {:.0f} img/s ETA {}", epoch + 1,
                                           options_.epochs, index + 1, steps_per_epoch, loss_value, lr, rate, duration(eta)));
         metrics.write({{"epoch", epoch}, {"step", step}, {"loss", loss_value}, {"lr", lr}, {"images_per_s", rate}});

@@ -1,7 +1,7 @@
 // op/scaled_identity: an example third-party op. It multiplies its input by a learned scalar,
-// and uses a 1x1 convolution where the stride or the width changes.
-#include <torch/nn/modules/conv.h>
-
+// and uses a 1x1 convolution where the stride or the width changes (nas::Conv2d, as every op should:
+// it avoids a oneDNN kernel that crashes on strided 1x1 convolutions on some CPUs).
+#include "nas/layers.hpp"
 #include "nas/op.hpp"
 #include "nas/plugin.hpp"
 
@@ -11,14 +11,14 @@ class ScaledIdentity final : public nas::Op {
  public:
   ScaledIdentity(const nas::OpArgs& a, double init) : scale_(register_parameter("scale", torch::full({1}, init))) {
     if (a.stride != 1 || a.in_channels != a.out_channels)
-      project_ = register_module("project", torch::nn::Conv2d(torch::nn::Conv2dOptions(a.in_channels, a.out_channels, 1)
+      project_ = register_module("project", nas::Conv2d(torch::nn::Conv2dOptions(a.in_channels, a.out_channels, 1)
                                                                    .stride(a.stride).bias(false)));
   }
   at::Tensor forward(const at::Tensor& x) override { return scale_ * (project_ ? project_->forward(x) : x); }
 
  private:
   torch::Tensor scale_;
-  torch::nn::Conv2d project_{nullptr};
+  nas::Conv2d project_{nullptr};
 };
 
 void register_all(nas::Registrar& r) {

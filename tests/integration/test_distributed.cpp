@@ -5,14 +5,20 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <random>
 #include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "nas/data.hpp"
+#include "nas/log.hpp"
+#include "nas/space.hpp"
 #include "nas/store.hpp"
+#include "nas/trainer.hpp"
 #include "support.hpp"
+#include <torch/serialize.h>
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -184,13 +190,98 @@ TEST_F(DistributedTest, WorkersShareRetrainingAndTrainTheWinnerDataParallel) {
   ASSERT_EQ(retrained.size(), 2u);
   for (const auto& entry : retrained) EXPECT_FALSE(entry["worker"].get<std::string>().empty());
 
-  EXPECT_THAT(r.output, HasSubstr("data-parallel on 3 processes (global batch 48)"));
+  EXPECT_THAT(r.output, HasSubstr("data-parallel on 3 processes (global batch 16)"));
   EXPECT_THAT(nas::test::read_text(dir_ / "out" / "worker-2.log"), HasSubstr("data-parallel on 3 processes"));
   nlohmann::json result = nlohmann::json::parse(std::ifstream(dir_ / "out" / "result.json"));
   EXPECT_EQ(result["genotype"], "out/best.genotype");
-  EXPECT_EQ(result["steps"], 2);  // 80 training examples: one global batch of 48 per epoch
+  EXPECT_EQ(result["steps"], 10);  // 80 training examples: 5 global batches of 16 per epoch, as on one process
   EXPECT_TRUE(result.contains("test_top1"));
   EXPECT_TRUE(fs::exists(dir_ / "out" / "weights.pt"));
+}
+
+// An image folder of 4 easy classes told apart by a pattern (horizontal or vertical stripes, a
+// checkerboard, a bright centre) under a random colour, brightness and noise, so that no class is a
+// colour that batch norm's per-batch statistics would blur. Files ordered by class as in an ImageNet
+// folder: 60 training and 20 test images per class, JPEG and PNG in turn.
+void write_four_classes(const fs::path& root) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> uniform(0, 1);
+  std::normal_distribution<double> noise(0, 10);
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 80; ++i) {
+      const int phase = static_cast<int>(uniform(rng) * 8);
+      std::array<double, 3> colour{};
+      for (double& channel : colour) channel = 60 + 140 * uniform(rng);
+      std::vector<std::uint8_t> pixels;
+      for (int y = 0; y < 64; ++y)
+        for (int x = 0; x < 64; ++x) {
+          const bool on = c == 0   ? (y + phase) / 4 % 2 == 0
+                          : c == 1 ? (x + phase) / 4 % 2 == 0
+                          : c == 2 ? ((x + phase) / 8 + (y + phase) / 8) % 2 == 0
+                                   : std::abs(x - 32) < 12 && std::abs(y - 32) < 12;
+          for (double channel : colour)
+            pixels.push_back(static_cast<std::uint8_t>(std::clamp((on ? channel : channel / 3) + noise(rng), 0.0, 255.0)));
+        }
+      nas::test::write_pixels(root / (i < 60 ? "train" : "val") / fmt::format("class{}", c) /
+                                  fmt::format("{:02}.{}", i, i % 2 ? "png" : "jpg"),
+                              64, 64, std::move(pixels));
+    }
+}
+
+// The test top-1 of `weights` (a weights.pt) for the network of tests/configs/train_image_folder.yaml,
+// evaluated here, in one process.
+double test_accuracy_of(const fs::path& weights, const fs::path& images) {
+  nas::Logger log(nas::Logger::Level::error);
+  const nas::Context context{log, 7, {}, c10::kCPU, &nas::test::plugins()};
+  auto space = nas::test::plugins().create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context, {});
+  nas::ModelSpec spec;
+  spec.layout = "imagenet";
+  spec.cells_per_stage = 1;
+  spec.penultimate_filters = 96;
+  spec.num_classes = 4;
+  auto network = space->build(nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml"), spec);
+  const std::string bytes = nas::test::read_text(weights);
+  const c10::Dict<c10::IValue, c10::IValue> state = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : network->named_parameters()) p.value().copy_(state.at(p.key()).toTensor());
+    for (const auto& b : network->named_buffers()) b.value().copy_(state.at(b.key()).toTensor());
+  }
+  auto test_set = nas::test::dataset(context, "image_folder",
+                                     {{"root", images.string()}, {"size", std::int64_t{64}}, {"resize", std::int64_t{64}}},
+                                     nas::Split::test);
+  nas::LoaderOptions data;
+  data.batch_size = 24;
+  data.workers = 0;
+  data.mean = test_set->info().mean;
+  data.std = test_set->info().std;
+  std::vector<std::int64_t> all(static_cast<std::size_t>(test_set->size()));
+  std::iota(all.begin(), all.end(), 0);
+  nas::Trainer trainer(*network, {}, {}, context);
+  return trainer.evaluate(nas::Loader(*test_set, all, data, 0)).top1;
+}
+
+// 1, 2 and 3 ranks take the same steps (a global batch of batch_size) and report the same accuracy;
+// the weights rank 0 saves score, evaluated in one process, what the ranks reported together.
+TEST_F(DistributedTest, DataParallelTrainingReportsWhatOneProcessReports) {
+  write_four_classes(dir_ / "images");
+  std::vector<nlohmann::json> results;
+  for (int workers = 0; workers < 3; ++workers) {
+    auto r = host(fmt::format("run {} --run-dir ranks{} --nproc {} train.dataset.root='{}'", config("train_image_folder"),
+                              workers + 1, workers, (dir_ / "images").string()));
+    ASSERT_EQ(r.code, 0) << r.output;
+    results.push_back(nlohmann::json::parse(std::ifstream(dir_ / fmt::format("ranks{}", workers + 1) / "result.json")));
+  }
+  EXPECT_GT(results[0]["test_top1"].get<double>(), 0.9);  // learnable: chance (0.25) would fail here
+  for (std::size_t ranks = 2; ranks <= 3; ++ranks) {
+    const nlohmann::json& r = results[ranks - 1];
+    EXPECT_EQ(r["steps"], results[0]["steps"]) << ranks << " ranks";
+    EXPECT_NEAR(r["test_top1"].get<double>(), results[0]["test_top1"].get<double>(), 0.05) << ranks << " ranks";
+    EXPECT_NEAR(r["validation_top1"].get<double>(), results[0]["validation_top1"].get<double>(), 0.05) << ranks << " ranks";
+    EXPECT_NEAR(test_accuracy_of(dir_ / fmt::format("ranks{}", ranks) / "weights.pt", dir_ / "images"),
+                r["test_top1"].get<double>(), 1.5 / 80)  // one image of 80, for the rounding of another batch order
+        << ranks << " ranks";
+  }
 }
 
 }  // namespace

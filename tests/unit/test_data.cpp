@@ -1,6 +1,4 @@
 // The data pipeline and the dataset plugins: splits, loaders, real data, and every bad-data case.
-#include <png.h>
-#include <turbojpeg.h>
 #include <zlib.h>
 
 #include <array>
@@ -134,8 +132,9 @@ TEST_F(DataTest, EvaluationLoaderReadsEveryExampleOnceUnaugmented) {
   EXPECT_EQ(count, 50);
 }
 
-// Data-parallel shares: each shard's training batch is its slice of the unsharded global batch
-// (augmentation included); evaluation shards take turns and together read every example once.
+// Data-parallel shares: each shard's training batch is its slice of the unsharded global batch of
+// the same batch size (augmentation included; 24 = 8 + 8 + 8, 25 = 8 + 8 + 9), so any number of
+// shards takes the same steps; evaluation shards take turns and together read every example once.
 TEST_F(DataTest, ShardsSplitEveryGlobalBatchAndTheEvaluationSet) {
   auto d = synthetic(100);
   std::vector<std::int64_t> indices(100);
@@ -143,22 +142,31 @@ TEST_F(DataTest, ShardsSplitEveryGlobalBatchAndTheEvaluationSet) {
   nas::LoaderOptions o;
   o.train = true;
   o.augmentation = {2, true};
-  o.batch_size = 24;
-  nas::Loader whole(*d, indices, o, 9);
-  o.batch_size = 8;
-  o.shards = 3;
-  std::vector<nas::Loader> shards;
-  for (o.shard = 0; o.shard < 3; ++o.shard) shards.emplace_back(*d, indices, o, 9);
-  EXPECT_EQ(whole.batches_per_epoch(), 4);
-  for (const nas::Loader& shard : shards) EXPECT_EQ(shard.batches_per_epoch(), 4);
-  for (std::int64_t b = 0; b < 4; ++b) {
-    nas::Batch global = whole.batch(2, b);
-    for (std::int64_t s = 0; s < 3; ++s) {
-      nas::Batch part = shards[static_cast<std::size_t>(s)].batch(2, b);
-      EXPECT_TRUE(torch::equal(part.images, global.images.narrow(0, 8 * s, 8))) << "batch " << b << " shard " << s;
-      EXPECT_TRUE(torch::equal(part.labels, global.labels.narrow(0, 8 * s, 8)));
+  for (const std::int64_t batch : {24, 25}) {
+    o.batch_size = batch;
+    o.shard = 0;
+    o.shards = 1;
+    nas::Loader whole(*d, indices, o, 9);
+    o.shards = 3;
+    std::vector<nas::Loader> shards;
+    for (o.shard = 0; o.shard < 3; ++o.shard) shards.emplace_back(*d, indices, o, 9);
+    EXPECT_EQ(whole.batches_per_epoch(), 4);
+    for (const nas::Loader& shard : shards) EXPECT_EQ(shard.batches_per_epoch(), 4);
+    for (std::int64_t b = 0; b < 4; ++b) {
+      nas::Batch global = whole.batch(2, b);
+      for (std::int64_t s = 0, begin = 0; s < 3; ++s) {
+        nas::Batch part = shards[static_cast<std::size_t>(s)].batch(2, b);
+        const std::int64_t size = s < 2 ? 8 : batch - 16;
+        ASSERT_EQ(part.labels.size(0), size) << "batch " << b << " shard " << s;
+        EXPECT_TRUE(torch::equal(part.images, global.images.narrow(0, begin, size))) << "batch " << b << " shard " << s;
+        EXPECT_TRUE(torch::equal(part.labels, global.labels.narrow(0, begin, size)));
+        begin += size;
+      }
     }
   }
+  o.batch_size = 2;  // fewer examples than shards
+  o.shard = 0;
+  EXPECT_THROW(nas::Loader(*d, indices, o, 9), nas::UsageError);
 
   nas::LoaderOptions e;
   e.batch_size = 16;  // 7 batches, the last of 4
@@ -306,33 +314,10 @@ TEST_F(DataTest, CifarBadFiles) {
   EXPECT_NO_THROW(load());
 }
 
-// A constant-colour RGB image, written as JPEG or PNG with the same libraries the plugin reads with.
-void write_image(const fs::path& file, int width, int height, std::array<std::uint8_t, 3> rgb) {
-  std::vector<std::uint8_t> pixels;
-  for (int i = 0; i < width * height; ++i) pixels.insert(pixels.end(), rgb.begin(), rgb.end());
-  fs::create_directories(file.parent_path());
-  if (file.extension() == ".png") {
-    png_image png{};
-    png.version = PNG_IMAGE_VERSION;
-    png.width = static_cast<png_uint_32>(width);
-    png.height = static_cast<png_uint_32>(height);
-    png.format = PNG_FORMAT_RGB;
-    ASSERT_TRUE(png_image_write_to_file(&png, file.c_str(), 0, pixels.data(), 0, nullptr));
-    return;
-  }
-  tjhandle tj = tjInitCompress();
-  unsigned char* jpeg = nullptr;
-  unsigned long size = 0;
-  ASSERT_EQ(tjCompress2(tj, pixels.data(), width, 0, height, TJPF_RGB, &jpeg, &size, TJSAMP_444, 95, 0), 0);
-  std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(jpeg), static_cast<std::streamsize>(size));
-  tjFree(jpeg);
-  tjDestroy(tj);
-}
-
 TEST_F(DataTest, ImageFolderReadsJpegAndPngPerClassFolder) {
-  write_image(dir_ / "train/cat/a.jpg", 40, 30, {255, 0, 0});
-  write_image(dir_ / "train/cat/b.png", 20, 50, {0, 255, 0});
-  write_image(dir_ / "train/dog/c.JPEG", 64, 64, {0, 0, 255});
+  nas::test::write_image(dir_ / "train/cat/a.jpg", 40, 30, {255, 0, 0});
+  nas::test::write_image(dir_ / "train/cat/b.png", 20, 50, {0, 255, 0});
+  nas::test::write_image(dir_ / "train/dog/c.JPEG", 64, 64, {0, 0, 255});
   std::ofstream(dir_ / "train/dog/notes.txt") << "not an image";
   auto d = dataset("image_folder", {{"root", dir_.string()}, {"size", std::int64_t{16}}, {"resize", std::int64_t{20}}});
   EXPECT_EQ(d->size(), 3);
@@ -352,7 +337,7 @@ TEST_F(DataTest, ImageFolderBadData) {
   fs::create_directories(dir_ / "train/empty");
   EXPECT_THAT(error_of([&] { load(); }), HasSubstr("no .jpg, .jpeg or .png images"));
   std::ofstream(dir_ / "train/empty/broken.jpg") << "this is not a JPEG";
-  write_image(dir_ / "train/empty/cut.png", 8, 8, {1, 2, 3});
+  nas::test::write_image(dir_ / "train/empty/cut.png", 8, 8, {1, 2, 3});
   fs::resize_file(dir_ / "train/empty/cut.png", 40);
   auto d = load();
   EXPECT_THAT(error_of([&] { d->get(0); }), HasSubstr("'" + (dir_ / "train/empty/broken.jpg").string() + "' cannot be decoded: not a JPEG"));

@@ -1,6 +1,7 @@
-// Data-parallel training with Gloo on loopback, the ranks being threads of this process: two ranks on
-// halves of every batch end with the weights of one rank on whole batches, and a data-parallel run
-// killed mid-way resumes from rank 0's checkpoint to the weights of one that was not.
+// Data-parallel training with Gloo on loopback, the ranks being threads of this process: two or three
+// ranks on shares of every batch end with the weights (and batch-norm statistics) of one rank on whole
+// batches, and a data-parallel run killed mid-way resumes from rank 0's checkpoint to the weights of
+// one that was not.
 #include <numeric>
 #include <thread>
 
@@ -9,6 +10,7 @@
 
 #include "cluster.hpp"
 #include "nas/data.hpp"
+#include "nas/layers.hpp"
 #include "nas/log.hpp"
 #include "nas/trainer.hpp"
 #include "support.hpp"
@@ -17,16 +19,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// No batch norm: its statistics over half a batch differ from those over the whole one, which would
-// make the two runs differ by design rather than by a fault.
+// A convolution, batch norm (nas::BatchNorm2d: global-batch statistics when data-parallel), a head.
 class TinyNet final : public nas::Network {
  public:
   TinyNet() {
     conv_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
+    bn_ = register_module("bn", nas::BatchNorm2d(torch::nn::BatchNorm2dOptions(8)));
     head_ = register_module("head", torch::nn::Linear(8, 10));
   }
   nas::NetworkOutput forward(const at::Tensor& images) override {
-    return {head_(torch::relu(conv_(images)).mean(at::IntArrayRef{2, 3})), {}};
+    return {head_(torch::relu(bn_(conv_(images))).mean(at::IntArrayRef{2, 3})), {}};
   }
   std::int64_t num_cells() const override { return 0; }
   void set_drop_path_keep(const std::vector<double>&) override {}
@@ -35,6 +37,7 @@ class TinyNet final : public nas::Network {
 
  private:
   torch::nn::Conv2d conv_{nullptr};
+  nas::BatchNorm2d bn_{nullptr};
   torch::nn::Linear head_{nullptr};
 };
 
@@ -59,6 +62,7 @@ class DataParallelTest : public ::testing::Test {
     o.weight_decay = 1e-3;
     o.grad_clip = 1.0;  // on the averaged gradients: the same on every rank
     o.data_parallel = true;
+    o.channels_last = true;
     return o;
   }
 
@@ -74,8 +78,8 @@ class DataParallelTest : public ::testing::Test {
     return nas::Loader(*data_, all, o, 4);
   }
 
-  // `ranks` threads train one replica each (initialized from `seed`) on batches of `batch` per rank;
-  // returns the replicas, or throws what a rank threw.
+  // `ranks` threads train one replica each (initialized from `seed`) on their shares of global batches
+  // of `batch`; returns the replicas, or throws what a rank threw.
   std::vector<std::shared_ptr<TinyNet>> train(std::int64_t ranks, std::int64_t batch, std::int64_t epochs,
                                               std::uint64_t seed, const fs::path& checkpoint,
                                               std::int64_t kill_at = -1) {
@@ -110,10 +114,14 @@ class DataParallelTest : public ::testing::Test {
     return replicas;
   }
 
+  // Over the parameters and the floating-point buffers (batch norm's running statistics).
   static double max_difference(nas::Network& a, nas::Network& b) {
     double worst = 0;
     auto pa = a.parameters(), pb = b.parameters();
     for (std::size_t i = 0; i < pa.size(); ++i) worst = std::max(worst, (pa[i] - pb[i]).abs().max().item<double>());
+    auto ba = a.buffers(), bb = b.buffers();
+    for (std::size_t i = 0; i < ba.size(); ++i)
+      if (ba[i].is_floating_point()) worst = std::max(worst, (ba[i] - bb[i]).abs().max().item<double>());
     return worst;
   }
 
@@ -126,7 +134,7 @@ class DataParallelTest : public ::testing::Test {
 
 TEST_F(DataParallelTest, TwoRanksOnHalvesEqualOneRankOnWholeBatches) {
   auto whole = train(1, 16, 2, 5, {});
-  auto halves = train(2, 8, 2, 5, {});
+  auto halves = train(2, 16, 2, 5, {});
   auto other_init = network(6);
   EXPECT_LT(max_difference(*halves[0], *whole[0]), 1e-5);
   EXPECT_LT(max_difference(*halves[1], *whole[0]), 1e-5);
@@ -134,12 +142,19 @@ TEST_F(DataParallelTest, TwoRanksOnHalvesEqualOneRankOnWholeBatches) {
   EXPECT_GT(max_difference(*halves[0], *other_init), 1e-2);  // and they did train
 }
 
+// 16 = 5 + 5 + 6: the gradient of a rank's share is weighted by its size.
+TEST_F(DataParallelTest, ThreeRanksOnUnequalSharesEqualOneRankOnWholeBatches) {
+  auto whole = train(1, 16, 2, 5, {});
+  auto thirds = train(3, 16, 2, 5, {});
+  for (const auto& replica : thirds) EXPECT_LT(max_difference(*replica, *whole[0]), 1e-5);
+}
+
 TEST_F(DataParallelTest, AKilledRunResumesFromRankZerosCheckpoint) {
-  auto uninterrupted = train(2, 8, 3, 5, dir_ / "whole.pt");
+  auto uninterrupted = train(2, 16, 3, 5, dir_ / "whole.pt");
   // 6 steps per epoch: killed in the second, after the first epoch's checkpoint.
-  EXPECT_THROW(train(2, 8, 3, 5, dir_ / "killed.pt", 8), std::runtime_error);
+  EXPECT_THROW(train(2, 16, 3, 5, dir_ / "killed.pt", 8), std::runtime_error);
   ASSERT_TRUE(fs::exists(dir_ / "killed.pt"));
-  auto resumed = train(2, 8, 3, 99, dir_ / "killed.pt");  // fresh replicas: other initial weights
+  auto resumed = train(2, 16, 3, 99, dir_ / "killed.pt");  // fresh replicas: other initial weights
   EXPECT_LT(max_difference(*resumed[0], *uninterrupted[0]), 1e-6);
   EXPECT_LT(max_difference(*resumed[1], *uninterrupted[0]), 1e-6);
 }

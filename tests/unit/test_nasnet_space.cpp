@@ -252,6 +252,19 @@ TEST_F(NasnetSpaceTest, AThirdPartyOpIsUsedByName) {
   EXPECT_THROW(space({{"ops", std::vector<std::string>{"no_such_op"}}}), nas::UsageError);
 }
 
+TEST_F(NasnetSpaceTest, AnFTooSmallForTheLayoutIsAUsageErrorThatSaysTheSmallest) {
+  nas::ModelSpec spec = tiny(64);
+  spec.layout = "imagenet";  // NASNet-A concatenates 6 states: 24 for the cifar layout, 96 for imagenet's stem cells
+  try {
+    space()->build(nasnet_a_, spec);
+    FAIL() << "built";
+  } catch (const nas::UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("F = 64 is too small: the imagenet layout needs at least 96"));
+  }
+  spec.penultimate_filters = 96;
+  EXPECT_NO_THROW(space()->build(nasnet_a_, spec));
+}
+
 struct BadGenotype {
   std::string file;
   std::string message;

@@ -11,6 +11,7 @@
 namespace nas {
 
 class Cluster;
+struct EvaluatorProcesses;
 class Logger;
 class Registry;
 
@@ -21,6 +22,8 @@ struct Context {
   c10::Device device = c10::kCPU;     ///< a GPU where there is one, else the CPU
   const Registry* registry = nullptr; ///< to build other plugins (a space builds its ops by name)
   const Cluster* cluster = nullptr;   ///< the run's processes and their store, when there are several
+  /// How to start evaluator processes (set by nas-host; empty: stages evaluate in this process).
+  const EvaluatorProcesses* evaluator_processes = nullptr;
 };
 
 /// A seed for one use of the experiment seed: stream names the use, index the item (a child, an

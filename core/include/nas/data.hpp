@@ -41,8 +41,9 @@ struct LoaderOptions {
   std::vector<double> mean, std;   ///< per-channel normalization; empty: none
   std::int64_t workers = 1;        ///< threads building batches ahead; 0: build on the caller's thread
   std::int64_t prefetch = 4;       ///< batches built ahead per worker at most
-  /// Data-parallel training: this process's share. Training: `batch_size` examples of each global
-  /// batch of batch_size x shards (the same order on every shard); evaluation: every shards-th batch.
+  /// Data-parallel training: this process's share. Training: its slice of each global batch of
+  /// `batch_size` examples (the same order on every shard; slices differ by one example at most), so
+  /// that any number of processes takes the same steps; evaluation: every shards-th batch.
   std::int64_t shard = 0, shards = 1;
 };
 
@@ -52,6 +53,8 @@ class NAS_API Loader {
 
   std::int64_t batches_per_epoch() const;
   std::int64_t examples() const { return static_cast<std::int64_t>(indices_.size()); }
+  /// Examples in a (global) batch: of all shards together in training.
+  std::int64_t batch_size() const { return options_.batch_size; }
 
   /// Batch `index` of `epoch`: a function of (seed, epoch, index) only, whichever thread builds it,
   /// so a resumed run reads exactly what an uninterrupted one does.

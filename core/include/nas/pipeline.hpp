@@ -24,9 +24,11 @@ NAS_API std::string plan_text(const PipelineConfig& config);
 struct RunOptions {
   bool resumed = false;   ///< the stages continue from what they left in run_dir
   std::int64_t nproc = 0; ///< worker processes to start on this machine (nas-host run --nproc)
-  /// How to start one worker: a command line that runs `nas-host run --resume RUN_DIR` (RUN_DIR is
-  /// appended), with plugin options as the coordinator's.
-  std::vector<std::string> worker_command;
+  /// The nas-host executable that starts this process's workers (`nas-host run --resume RUN_DIR`) and
+  /// evaluator processes (`nas-host evaluator`); empty: none, stages evaluate in this process.
+  std::string executable;
+  /// Plugin options as this process was given them (--plugin-path, ...), for those processes.
+  std::vector<std::string> plugin_args;
 };
 
 /// Rank of this process in the world of its launcher (RANK from torchrun or nas-host --nproc,
@@ -42,6 +44,15 @@ NAS_API void run_pipeline(const PipelineConfig& config, const Registry& registry
 
 /// A worker (rank > 0): joins rank 0's run through the store, logs to RUN_DIR/worker-<rank>.log, and
 /// serves every stage that has work for workers until rank 0 is done with it.
-NAS_API void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log);
+NAS_API void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const RunOptions& options);
+
+/// An evaluator process (`nas-host evaluator`, started by a search or retrain stage): loads the
+/// config saved in `run_dir` and the plugins (`plugin_dirs` first; the default folder unless
+/// `default_plugins` is false), builds stage `stage`'s evaluator with `threads` intra-op threads and
+/// evaluates what its parent sends over descriptor `fd` until the parent closes it. Every error, the
+/// setup's too, goes to the parent. Returns the exit code.
+NAS_API int serve_evaluator_process(const std::filesystem::path& run_dir, const std::string& stage,
+                                    const std::vector<std::filesystem::path>& plugin_dirs, bool default_plugins,
+                                    int threads, Logger& log, int fd);
 
 }  // namespace nas

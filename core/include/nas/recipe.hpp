@@ -31,7 +31,8 @@ class NAS_API ChildTraining {
   /// `context.seed` chooses the held-out split (the same for every child of a search); `seed`
   /// initializes the weights and orders the batches. `checkpoint`: see Trainer. `data_parallel`:
   /// across every process of context.cluster (see TrainOptions), each training on its share of every
-  /// global batch of batch_size x processes, and evaluating its share of the test and validation sets.
+  /// global batch of batch_size (the same steps as on one process), and evaluating its share of the
+  /// test and validation sets.
   ChildTraining(const Space& space, const std::string& genotype, const Params& params, const Dataset& train_set,
                 std::vector<Regularizer*> regularizers, const Context& context, std::uint64_t seed,
                 std::filesystem::path checkpoint = {}, bool data_parallel = false);

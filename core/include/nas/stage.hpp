@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,7 @@ struct PluginChoice {
 };
 
 struct StageDef;
+class Evaluator;
 
 /// One stage of a resolved config.
 struct NAS_API StageConfig {
@@ -50,6 +52,9 @@ struct StageDef {
   std::function<void(const StageConfig&, const Registry&, const Context&)> run;
   /// What a worker process does during the stage, in a run of several processes (empty: nothing).
   std::function<void(const StageConfig&, const Registry&, const Context&)> serve;
+  /// The evaluator of a stage that dispatches evaluations (search, retrain), built in this process:
+  /// what an evaluator process (nas-host evaluator) serves. Empty for other stages.
+  std::function<std::unique_ptr<Evaluator>(const StageConfig&, const Registry&, const Context&)> evaluator;
 };
 
 /// The stages nas-host knows, in the order a pipeline runs them by default.

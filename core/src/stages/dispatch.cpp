@@ -53,10 +53,6 @@ class LocalDispatch final : public Dispatch {
   std::deque<Candidate> queue_;
 };
 
-nlohmann::json to_json(const Candidate& c) {
-  return {{"index", c.index}, {"decisions", c.decisions}, {"genotype", c.genotype}, {"hash", c.hash}};
-}
-
 class QueueDispatch final : public Dispatch {
  public:
   QueueDispatch(const Cluster& cluster, const std::string& queue, Logger& log, double timeout)
@@ -85,12 +81,7 @@ class QueueDispatch final : public Dispatch {
         store_.deleteKey(keys_.running(index));
         if (in_flight == in_flight_.end()) continue;  // handed out twice, or cancelled: the first result counts
         in_flight_.erase(in_flight);
-        Finished f{index, {}, r["worker"], r["started"], r["finished"]};
-        if (!r["reward"].is_null()) f.evaluation.reward = r["reward"].get<double>();
-        if (!r["final_score"].is_null()) f.evaluation.final_score = r["final_score"].get<double>();
-        f.evaluation.failure = r["failure"];
-        f.evaluation.metrics = r["metrics"].get<std::map<std::string, double>>();
-        return f;
+        return Finished{index, evaluation_from_json(r["evaluation"]), r["worker"], r["started"], r["finished"]};
       }
       if (std::chrono::steady_clock::now() - last_check > std::chrono::seconds(1)) {
         requeue_lost();
@@ -125,6 +116,30 @@ class QueueDispatch final : public Dispatch {
 };
 
 }  // namespace
+
+nlohmann::json to_json(const Candidate& c) {
+  return {{"index", c.index}, {"decisions", c.decisions}, {"genotype", c.genotype}, {"hash", c.hash}};
+}
+
+Candidate candidate_from_json(const nlohmann::json& j) {
+  return Candidate{j.at("index"), j.at("decisions").get<std::vector<std::int64_t>>(), j.at("genotype"), j.at("hash")};
+}
+
+nlohmann::json to_json(const Evaluation& e) {
+  return {{"reward", e.reward ? nlohmann::json(*e.reward) : nlohmann::json()},
+          {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
+          {"failure", e.failure},
+          {"metrics", e.metrics}};
+}
+
+Evaluation evaluation_from_json(const nlohmann::json& j) {
+  Evaluation e;
+  if (!j.at("reward").is_null()) e.reward = j["reward"].get<double>();
+  if (!j.at("final_score").is_null()) e.final_score = j["final_score"].get<double>();
+  e.failure = j.at("failure");
+  e.metrics = j.at("metrics").get<std::map<std::string, double>>();
+  return e;
+}
 
 std::string worker_name() { return fmt::format("{}:{}", host_name(), getpid()); }
 
@@ -165,18 +180,11 @@ void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluato
       } catch (const std::exception&) {
         continue;  // another worker took it first
       }
-      nlohmann::json t = nlohmann::json::parse(text(task));
-      Candidate c{t["index"], t["decisions"].get<std::vector<std::int64_t>>(), t["genotype"], t["hash"]};
+      const Candidate c = candidate_from_json(nlohmann::json::parse(text(task)));
       store.set(keys.running(c.index), bytes(name));
       const double started = now_seconds();
-      Evaluation e = evaluator.evaluate(c);
-      nlohmann::json r{{"worker", name},
-                       {"started", started},
-                       {"finished", now_seconds()},
-                       {"reward", e.reward ? nlohmann::json(*e.reward) : nlohmann::json()},
-                       {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
-                       {"failure", e.failure},
-                       {"metrics", e.metrics}};
+      const Evaluation e = evaluator.evaluate(c);
+      const nlohmann::json r{{"worker", name}, {"started", started}, {"finished", now_seconds()}, {"evaluation", to_json(e)}};
       store.set(keys.result(c.index), bytes(r.dump()));
       store.queuePush(keys.results(), bytes(std::to_string(c.index)));
       ++evaluated;

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "nas/evaluator.hpp"
 
 namespace nas {
@@ -43,6 +45,13 @@ std::unique_ptr<Dispatch> stage_dispatch(const Context& context, const std::stri
 
 /// A worker: evaluates candidates from `queue` until the coordinator says it is closed.
 void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluator, Logger& log);
+
+/// Candidates and evaluations as JSON, the one wire format between processes (the work queue, the
+/// channel to an evaluator process).
+nlohmann::json to_json(const Candidate& candidate);
+Candidate candidate_from_json(const nlohmann::json& json);
+nlohmann::json to_json(const Evaluation& evaluation);
+Evaluation evaluation_from_json(const nlohmann::json& json);
 
 std::string worker_name();
 double now_seconds();

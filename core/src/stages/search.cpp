@@ -18,6 +18,7 @@
 #include "nas/store.hpp"
 #include "cluster.hpp"
 #include "stages/dispatch.hpp"
+#include "stages/evaluator_process.hpp"
 #include "stages/stages.hpp"
 
 namespace fs = std::filesystem;
@@ -367,7 +368,7 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
   // Workers evaluate when the run has them; this process only coordinates then.
   const std::int64_t workers = context.cluster ? context.cluster->world().size - 1 : 0;
   auto dispatch = stage_dispatch(context, "search", p.get<double>("heartbeat_timeout"),
-                                 [&] { return make_evaluator(stage, registry, context, space); });
+                                 [&] { return stage_evaluator(stage, registry, context); });
 
   Settings settings{{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")},
                     p.get<std::int64_t>("batch"),
@@ -397,8 +398,12 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
 
 // A worker's part: evaluate what the coordinator queues until it says the search is over.
 void serve_search(const StageConfig& stage, const Registry& registry, const Context& context) {
-  auto evaluator = make_evaluator(stage, registry, context, make_space(stage, registry, context));
+  auto evaluator = stage_evaluator(stage, registry, context);
   serve(*context.cluster, "search", *evaluator, context.log);
+}
+
+std::unique_ptr<Evaluator> search_evaluator(const StageConfig& stage, const Registry& registry, const Context& context) {
+  return make_evaluator(stage, registry, context, make_space(stage, registry, context));
 }
 
 }  // namespace
@@ -427,10 +432,7 @@ std::pair<std::string, nlohmann::ordered_json> write_ranked(const std::vector<St
 
 StageDef search() {
   using namespace param;
-  return StageDef{
-      "search",
-      "searches a space: a controller proposes architectures, an evaluator rewards them, a store records it all",
-      {integer("evaluations", 100).at_least(1).help("budget: architectures to propose (repeats included)"),
+  Schema schema{integer("evaluations", 100).at_least(1).help("budget: architectures to propose (repeats included)"),
        number("wall_time", 0.0).at_least(0).help("budget: seconds (across resumes); 0: none"),
        number("target_reward", 0.0).help("stop once a reward reaches this; 0: never"),
        choice("schedule", {"async", "sync"}, "async")
@@ -441,7 +443,12 @@ StageDef search() {
        choice("reward_transform", {"identity", "cube"}, "identity").help("what the controller learns from: reward or reward^3"),
        choice("repeats", {"reuse", "evaluate"}, "reuse").help("an architecture evaluated before: reuse its result, or evaluate it again"),
        integer("top_k", 5).range(1, 10000).help("best distinct architectures written to top/"),
-       number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's evaluation goes to another")},
+       number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's evaluation goes to another")};
+  for (ParamSpec& spec : isolation_params()) schema.push_back(std::move(spec));
+  return StageDef{
+      "search",
+      "searches a space: a controller proposes architectures, an evaluator rewards them, a store records it all",
+      std::move(schema),
       {Slot{"space", "space", true, false, "the search space"},
        Slot{"controller", "controller", true, false, "proposes architectures"},
        Slot{"evaluator", "evaluator", true, false, "rewards them"},
@@ -449,6 +456,7 @@ StageDef search() {
        Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"}},
       run,
       serve_search,
+      search_evaluator,
   };
 }
 

@@ -69,7 +69,7 @@ void run(const StageConfig& stage, const Registry& registry, const Context& cont
                    cost.params / 1e6, cost.mult_adds / 1e6, data_choice.entry->key, child.train_examples(),
                    child.validation_examples(), test_set->size(), child.epochs(), child.batches_per_epoch(),
                    ranks > 1 ? fmt::format(", data-parallel on {} processes (global batch {})", ranks,
-                                           ranks * p.get<std::int64_t>("batch_size"))
+                                           p.get<std::int64_t>("batch_size"))
                              : "");
 
   TrainResult result = child.fit();

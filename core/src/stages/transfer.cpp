@@ -14,6 +14,7 @@
 #include "nas/regularizer.hpp"
 #include "nas/space.hpp"
 #include "stages/dispatch.hpp"
+#include "stages/evaluator_process.hpp"
 #include "stages/stages.hpp"
 
 namespace fs = std::filesystem;
@@ -62,7 +63,7 @@ void run_retrain(const StageConfig& stage, const Registry& registry, const Conte
 
   const bool distributed = context.cluster && context.cluster->world().size > 1;
   auto dispatch = stage_dispatch(context, "retrain", p.get<double>("heartbeat_timeout"),
-                                 [&] { return make_trainer(stage, registry, context); });
+                                 [&] { return stage_evaluator(stage, registry, context); });
   context.log.info("retraining {} architectures at {}@{} for {} epochs{}", files.size(), p.get<std::int64_t>("N"),
                    p.get<std::int64_t>("F"), p.get<std::int64_t>("epochs"),
                    distributed ? fmt::format(" on {} workers", context.cluster->world().size - 1) : "");
@@ -102,7 +103,7 @@ void run_retrain(const StageConfig& stage, const Registry& registry, const Conte
 }
 
 void serve_retrain(const StageConfig& stage, const Registry& registry, const Context& context) {
-  auto trainer = make_trainer(stage, registry, context);
+  auto trainer = stage_evaluator(stage, registry, context);
   serve(*context.cluster, "retrain", *trainer, context.log);
 }
 
@@ -124,6 +125,7 @@ StageDef retrain() {
   Schema schema{path("from", "").help("folder of 1.genotype, 2.genotype, ...; empty: this run's selected/"),
                 number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's "
                                                                        "training goes to another")};
+  for (ParamSpec& spec : isolation_params()) schema.push_back(std::move(spec));
   for (ParamSpec& spec : recipe_schema()) schema.push_back(std::move(spec));
   return StageDef{"retrain",
                   "retrains selected architectures at a larger N@F and keeps the best by validation accuracy "
@@ -133,7 +135,8 @@ StageDef retrain() {
                    Slot{"dataset", "dataset", true, false, "the data to train on"},
                    Slot{"regularizers", "regularizer", false, true, "regularizers, applied in order"}},
                   run_retrain,
-                  serve_retrain};
+                  serve_retrain,
+                  make_trainer};
 }
 
 }  // namespace nas::stages

@@ -4,6 +4,7 @@
 // 1x1conv-BN when the width changes, and identity becomes ReLU-1x1conv-BN when it cannot be an identity.
 #include <torch/torch.h>
 
+#include "nas/layers.hpp"
 #include "nas/op.hpp"
 #include "nas/plugin.hpp"
 
@@ -13,13 +14,13 @@ namespace nn = torch::nn;
 
 constexpr double kBatchNormEps = 1e-3;  // TF NASNet's epsilon
 
-nn::BatchNorm2d batch_norm(std::int64_t channels) {
-  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).eps(kBatchNormEps));
+nas::BatchNorm2d batch_norm(std::int64_t channels) {
+  return nas::BatchNorm2d(nn::BatchNorm2dOptions(channels).eps(kBatchNormEps));
 }
 
-nn::Conv2d conv(std::int64_t in, std::int64_t out, std::vector<std::int64_t> kernel, std::vector<std::int64_t> stride,
+nas::Conv2d conv(std::int64_t in, std::int64_t out, std::vector<std::int64_t> kernel, std::vector<std::int64_t> stride,
                 std::vector<std::int64_t> padding, std::int64_t dilation = 1, std::int64_t groups = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation)
+  return nas::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation)
                         .groups(groups).bias(false));
 }
 

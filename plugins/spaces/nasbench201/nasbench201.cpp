@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include "nas/layers.hpp"
 #include "nas/plugin.hpp"
 #include "nas/space.hpp"
 
@@ -86,8 +87,8 @@ Cell parse(const std::string& genotype, const std::string& source) {
 }
 
 nn::Sequential relu_conv_bn(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride) {
-  return nn::Sequential(nn::ReLU(), nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false)),
-                        nn::BatchNorm2d(out));
+  return nn::Sequential(nn::ReLU(), nas::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false)),
+                        nas::BatchNorm2d(nn::BatchNorm2dOptions(out)));
 }
 
 class CellModule : public nn::Module {
@@ -136,7 +137,7 @@ class ResidualReduction : public nn::Module {
       : a_(register_module("conv_a", relu_conv_bn(in, out, 3, 2))),
         b_(register_module("conv_b", relu_conv_bn(out, out, 3, 1))),
         shortcut_(register_module("shortcut", nn::Sequential(nn::AvgPool2d(nn::AvgPool2dOptions(2).stride(2)),
-                                                             nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false))))) {}
+                                                             nas::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false))))) {}
   at::Tensor forward(const at::Tensor& x) { return shortcut_->forward(x) + b_->forward(a_->forward(x)); }
 
  private:
@@ -153,8 +154,8 @@ class Nb201Network final : public nas::Network {
       throw nas::UsageError(fmt::format("nasbench201: F = {} must be a multiple of 4 (the first stage has F/4 channels)",
                                         spec.penultimate_filters));
     std::int64_t channels = spec.penultimate_filters / 4;
-    stem_ = register_module("stem", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(spec.input_channels, channels, 3).padding(1).bias(false)),
-                                                   nn::BatchNorm2d(channels)));
+    stem_ = register_module("stem", nn::Sequential(nas::Conv2d(nn::Conv2dOptions(spec.input_channels, channels, 3).padding(1).bias(false)),
+                                                   nas::BatchNorm2d(nn::BatchNorm2dOptions(channels))));
     for (int stage = 0; stage < 3; ++stage) {
       if (stage > 0) {
         reductions_.push_back(register_module(fmt::format("reduction{}", stage), std::make_shared<ResidualReduction>(channels, 2 * channels)));
@@ -163,7 +164,7 @@ class Nb201Network final : public nas::Network {
       for (std::int64_t n = 0; n < spec.cells_per_stage; ++n)
         cells_.push_back(register_module(fmt::format("cell{}", cells_.size()), std::make_shared<CellModule>(cell, channels)));
     }
-    head_ = register_module("head", nn::Sequential(nn::BatchNorm2d(channels), nn::ReLU()));
+    head_ = register_module("head", nn::Sequential(nas::BatchNorm2d(nn::BatchNorm2dOptions(channels)), nn::ReLU()));
     dropout_ = register_module("dropout", nn::Dropout(spec.dropout));
     classifier_ = register_module("classifier", nn::Linear(channels, spec.num_classes));
     per_stage_ = spec.cells_per_stage;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "nas/layers.hpp"
 #include "nas/op.hpp"
 #include "nas/registry.hpp"
 
@@ -18,11 +19,11 @@ using torch::indexing::Slice;
 
 constexpr double kBatchNormEps = 1e-3;
 
-nn::Conv2d conv1x1(std::int64_t in, std::int64_t out) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false));
+nas::Conv2d conv1x1(std::int64_t in, std::int64_t out) {
+  return nas::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false));
 }
-nn::BatchNorm2d batch_norm(std::int64_t channels) {
-  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).eps(kBatchNormEps));
+nas::BatchNorm2d batch_norm(std::int64_t channels) {
+  return nas::BatchNorm2d(nn::BatchNorm2dOptions(channels).eps(kBatchNormEps));
 }
 
 // Halves the spatial size with two 1x1-conv paths, the second shifted by one pixel, concatenated, BN.
@@ -40,8 +41,8 @@ struct FactorizedReduceImpl : nn::Module {
     at::Tensor b = path2->forward(padded.index({Slice(), Slice(), Slice(1, None, 2), Slice(1, None, 2)}));
     return bn->forward(nas::concat_channels({a, b}));
   }
-  nn::Conv2d path1, path2;
-  nn::BatchNorm2d bn;
+  nas::Conv2d path1, path2;
+  nas::BatchNorm2d bn;
 };
 TORCH_MODULE(FactorizedReduce);
 
@@ -157,7 +158,7 @@ struct AuxHeadImpl : nn::Module {
       : body(register_module("body", nn::Sequential(nn::AvgPool2d(nn::AvgPool2dOptions(5).stride(3)),
                                                      conv1x1(in, 128), batch_norm(128), nn::ReLU(),
                                                      nn::AdaptiveAvgPool2d(2),
-                                                     nn::Conv2d(nn::Conv2dOptions(128, 768, 2).bias(false)),
+                                                     nas::Conv2d(nn::Conv2dOptions(128, 768, 2).bias(false)),
                                                      batch_norm(768), nn::ReLU(), nn::Flatten()))),
         classifier(register_module("classifier", nn::Linear(768, classes))) {}
   at::Tensor forward(const at::Tensor& x) { return classifier->forward(body->forward(x)); }
@@ -174,16 +175,19 @@ class NasnetNetwork final : public nas::Network {
     // N@F: F = base filters x 4 (two doublings) x the states the normal cell concatenates.
     std::int64_t per_filter = 4 * static_cast<std::int64_t>(g.normal.concat.size());
     std::int64_t base = spec.penultimate_filters / per_filter;
-    if (base < 1)
-      throw nas::UsageError(fmt::format("F = {} is too small: it must be at least 4 x {} (the normal cell's outputs)",
-                                        spec.penultimate_filters, g.normal.concat.size()));
+    // The imagenet layout's stem cells have base/4 filters: F must be 4x larger there.
+    const std::int64_t smallest = spec.layout == "imagenet" ? 4 * per_filter : per_filter;
+    if (spec.penultimate_filters < smallest)
+      throw nas::UsageError(fmt::format("F = {} is too small: the {} layout needs at least {} (4 x the {} states the "
+                                        "normal cell concatenates{})", spec.penultimate_filters, spec.layout, smallest,
+                                        g.normal.concat.size(), spec.layout == "imagenet" ? ", x 4 for the stem cells" : ""));
 
     // Outputs of every cell so far, as (index into the forward pass's outputs, channels, spatial level).
     struct Slot { std::int64_t index, channels, level; };
     std::vector<Slot> outputs;
     auto stem_filters = static_cast<std::int64_t>(spec.layout == "cifar" ? base * spec.stem_multiplier : 32 * spec.stem_multiplier);
     stem_ = register_module("stem", nn::Sequential(
-        nn::Conv2d(nn::Conv2dOptions(spec.input_channels, stem_filters, 3).stride(spec.layout == "cifar" ? 1 : 2)
+        nas::Conv2d(nn::Conv2dOptions(spec.input_channels, stem_filters, 3).stride(spec.layout == "cifar" ? 1 : 2)
                        .padding(spec.layout == "cifar" ? 1 : 0).bias(false)),
         batch_norm(stem_filters)));
     std::optional<Slot> before_last;  // TF's cell_outputs[-2]; none for the first cell

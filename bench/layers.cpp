@@ -1,0 +1,70 @@
+// nas::Conv2d against torch::nn::Conv2d on the strided 1x1 convolutions NASNet's reduction cells
+// build (forward + backward, channels_last, float32), the variants interleaved in one run.
+//
+//   build/release/bin/nas_bench_layers [--rounds 5] [--iterations 50] [--threads 2]
+//
+// Prints, for each shape, the time per iteration of both and the ratio torch / nas (above 1: nas is
+// faster). The torch variant runs oneDNN's jit_1x1 kernel that corrupts the heap on AVX2-only CPUs
+// (docs/known-issues.md): run this on a CPU with AVX-512, or accept a crash there.
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "nas/layers.hpp"
+
+namespace {
+
+std::int64_t flag(int argc, char** argv, const std::string& name, std::int64_t fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == "--" + name) return std::stoll(argv[i + 1]);
+  return fallback;
+}
+
+template <class Conv>
+double seconds_per_iteration(Conv& conv, const at::Tensor& x, std::int64_t iterations) {
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t i = 0; i < iterations; ++i) {
+    at::Tensor input = x.detach().requires_grad_();
+    conv->zero_grad();
+    conv->forward(input).sum().backward();
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / static_cast<double>(iterations);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::int64_t rounds = flag(argc, argv, "rounds", 5), iterations = flag(argc, argv, "iterations", 50);
+  at::set_num_threads(static_cast<int>(flag(argc, argv, "threads", 2)));
+  struct Shape {
+    std::int64_t batch, in, out, size;
+  };
+  // Quickstart-sized children (4 and 8 channels at 28 and 14 pixels), CIFAR 2@96's first reduction
+  // (32 channels at 32x32) and 6@768's (128 at 32x32).
+  const Shape shapes[] = {{32, 4, 8, 28}, {32, 8, 16, 14}, {32, 32, 64, 32}, {32, 128, 256, 32}};
+  fmt::print("{:>5} {:>4} {:>4} {:>5}  {:>10} {:>10}  {:>10}\n", "batch", "in", "out", "size", "torch ms", "nas ms",
+             "torch/nas");
+  for (const Shape& s : shapes) {
+    torch::manual_seed(0);
+    auto options = torch::nn::Conv2dOptions(s.in, s.out, 1).stride(2).bias(false);
+    torch::nn::Conv2d plain(options);
+    nas::Conv2d ours(options);
+    for (auto* p : {&plain->weight, &ours->weight}) p->set_data(p->data().contiguous(at::MemoryFormat::ChannelsLast));
+    const at::Tensor x = torch::randn({s.batch, s.in, s.size, s.size}).contiguous(at::MemoryFormat::ChannelsLast);
+    seconds_per_iteration(plain, x, 5);  // warm-up: oneDNN builds its kernels once
+    seconds_per_iteration(ours, x, 5);
+    std::vector<double> torch_times, nas_times;
+    for (std::int64_t r = 0; r < rounds; ++r) {  // interleaved: the machine's noise hits both alike
+      torch_times.push_back(seconds_per_iteration(plain, x, iterations));
+      nas_times.push_back(seconds_per_iteration(ours, x, iterations));
+    }
+    std::sort(torch_times.begin(), torch_times.end());
+    std::sort(nas_times.begin(), nas_times.end());
+    const double t = torch_times[torch_times.size() / 2], n = nas_times[nas_times.size() / 2];  // medians
+    fmt::print("{:>5} {:>4} {:>4} {:>5}  {:>10.3f} {:>10.3f}  {:>10.2f}\n", s.batch, s.in, s.out, s.size, 1e3 * t,
+               1e3 * n, t / n);
+  }
+}

@@ -1,0 +1,58 @@
+// The layers every op and space builds its networks with: torch's, with the engine's fixes.
+#pragma once
+
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/pimpl.h>
+
+#include "nas/api.hpp"
+
+namespace nas {
+
+/// torch::nn::Conv2d (same options, parameters, names and state dict), except that a strided 1x1
+/// convolution without padding runs as a strided slice followed by a stride-1 1x1 convolution: the
+/// same function and gradients. Why: oneDNN's jit_1x1 backward-weights kernel for strided 1x1
+/// convolutions on channels_last inputs with 4 channels corrupts the heap on AVX2-only CPUs (torch
+/// 2.15.0; docs/known-issues.md), and NASNet builds exactly that op in every reduction cell.
+class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
+ public:
+  explicit Conv2dImpl(torch::nn::Conv2dOptions options);
+  at::Tensor forward(const at::Tensor& input);
+};
+TORCH_MODULE(Conv2d);
+
+/// torch::nn::BatchNorm2d (same options, parameters, buffers and state dict), except that inside a
+/// GlobalBatchNorm scope a training forward pass normalizes with the statistics of the global batch
+/// of every process, and updates the running statistics with them: data-parallel training then
+/// computes what one process computes on the whole batch (per-process statistics would make the
+/// normalization depend on the number of processes, and their averaged running variance misses the
+/// spread between the processes' means, which shows as a lower test accuracy).
+class NAS_API BatchNorm2dImpl : public torch::nn::BatchNorm2dImpl {
+ public:
+  explicit BatchNorm2dImpl(torch::nn::BatchNorm2dOptions options);
+  at::Tensor forward(const at::Tensor& input);
+};
+TORCH_MODULE(BatchNorm2d);
+
+/// Element-wise sums over the processes of a data-parallel training (the engine implements it).
+class NAS_API Collective {
+ public:
+  virtual ~Collective();
+  /// `local` summed over every process; each must call it alike, in the same order.
+  virtual at::Tensor sum(const at::Tensor& local) = 0;
+};
+
+/// While it lives, nas::BatchNorm2d layers training on this thread use global-batch statistics,
+/// summed through `collective` (in the forward pass and, later, in the backward pass).
+class NAS_API GlobalBatchNorm {
+ public:
+  explicit GlobalBatchNorm(Collective& collective);
+  ~GlobalBatchNorm();
+  GlobalBatchNorm(const GlobalBatchNorm&) = delete;
+  GlobalBatchNorm& operator=(const GlobalBatchNorm&) = delete;
+
+ private:
+  Collective* previous_;
+};
+
+}  // namespace nas
