@@ -217,7 +217,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
     if (result.diverged) break;
     if (parallel_) {
       sum_over_ranks(*parallel_, loss_sum, top1, top5, running.examples);
-      parallel_->average_buffers();  // one set of batch-norm statistics to evaluate and save
+      parallel_->average_buffers();  // one set of statistics to evaluate and save (torch BatchNorm2d: per rank)
     }
     running.loss = loss_sum / static_cast<double>(running.examples);
     running.top1 = static_cast<double>(top1) / static_cast<double>(running.examples);

@@ -9,11 +9,12 @@
 
 namespace nas {
 
-/// torch::nn::Conv2d (same options, parameters, names and state dict), except that a strided 1x1
-/// convolution without padding runs as a strided slice followed by a stride-1 1x1 convolution: the
-/// same function and gradients. Why: oneDNN's jit_1x1 backward-weights kernel for strided 1x1
-/// convolutions on channels_last inputs with 4 channels corrupts the heap on AVX2-only CPUs (torch
-/// 2.15.0; docs/known-issues.md), and NASNet builds exactly that op in every reduction cell.
+/// torch::nn::Conv2d (same options, parameters, names and state dict), except that the weight
+/// gradient of a strided 1x1 convolution of fewer than 16 input channels is a matrix product rather
+/// than oneDNN's backward-weights kernel: the same gradients. Why: oneDNN's jit_1x1 backward-weights
+/// kernel for strided 1x1 convolutions on channels_last inputs with 4 channels corrupts the heap on
+/// AVX2-only CPUs (torch 2.15.0; docs/known-issues.md), and NASNet builds exactly that op in every
+/// reduction cell of a narrow child.
 class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
  public:
   explicit Conv2dImpl(torch::nn::Conv2dOptions options);
