@@ -2,6 +2,7 @@
 #include "nas/layers.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/autograd.h>
 
 namespace nas {
@@ -49,9 +50,11 @@ at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
   // The fault was seen with 4 input channels (not with 8, 12, 16, 32 or more, which oneDNN computes
   // faster than the matrix product: 0.8x measured at 32 and 128 channels); every width below 16 takes
   // the safe path (0.95x measured at 4 and 8 channels, bench/layers.cpp).
+  // The faulty kernel is oneDNN's float32 one on CPUs (bf16 autocast and GPUs take others).
   if (!pointwise || !strided || !padding || (**padding)[0] != 0 || (**padding)[1] != 0 || o.groups() != 1 ||
       o.in_channels() >= kWideEnough || !std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) ||
-      !at::GradMode::is_enabled())
+      !at::GradMode::is_enabled() || !input.is_cpu() || input.scalar_type() != at::kFloat ||
+      at::autocast::is_autocast_enabled(at::kCPU))
     return torch::nn::Conv2dImpl::forward(input);
   at::Tensor out = StridedPointwiseConv::apply(input, weight, (*o.stride())[0], (*o.stride())[1]);
   return bias.defined() ? out + bias.view({1, -1, 1, 1}) : out;
@@ -98,12 +101,13 @@ struct GlobalBatchNormFunction : torch::autograd::Function<GlobalBatchNormFuncti
     auto* collective = reinterpret_cast<Collective*>(ctx->saved_data["collective"].toInt());
     const double count = ctx->saved_data["count"].toDouble();
     const std::int64_t channels = dy.size(1);
-    const at::Tensor sum_dy = dy.sum({0, 2, 3}), sum_dy_xhat = (dy * xhat).sum({0, 2, 3});
-    const at::Tensor global = collective->sum(at::cat({sum_dy, sum_dy_xhat}).to(at::kDouble)).to(dy.scalar_type());
+    const at::Tensor sum_dy = dy.sum({0, 2, 3}, false, at::kDouble), sum_dy_xhat = (dy * xhat).sum({0, 2, 3}, false, at::kDouble);
+    const at::Tensor global = collective->sum(at::cat({sum_dy, sum_dy_xhat})).to(dy.scalar_type());
     const at::Tensor scale = weight.defined() ? weight * invstd : invstd;
     const at::Tensor dx = per_channel(scale) * (dy - per_channel(global.slice(0, 0, channels) / count) -
                                                 xhat * per_channel(global.slice(0, channels, 2 * channels) / count));
-    return {dx, weight.defined() ? sum_dy_xhat : at::Tensor(), weight.defined() ? sum_dy : at::Tensor(),
+    return {dx, weight.defined() ? sum_dy_xhat.to(weight.scalar_type()) : at::Tensor(),
+            weight.defined() ? sum_dy.to(weight.scalar_type()) : at::Tensor(),
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

@@ -114,7 +114,9 @@ TEST_F(IsolationTest, AKilledSearchTakesItsEvaluatorProcessAlong) {
     if (child == 0) usleep(10000);
   }
   ASSERT_NE(child, 0) << nas::test::read_text(dir_ / "out.log");
-  EXPECT_THAT(nas::test::read_text(fmt::format("/proc/{}/cmdline", child)), HasSubstr("evaluator"));
+  auto command = [&] { return nas::test::read_text(fmt::format("/proc/{}/cmdline", child)); };
+  for (int i = 0; i < 3000 && command().find("evaluator") == std::string::npos; ++i) usleep(1000);  // until exec
+  EXPECT_THAT(command(), HasSubstr("evaluator"));
   kill(host, SIGKILL);
   nas::test::wait_until_gone(child);  // would hang, were it left behind
 }

@@ -4,6 +4,7 @@
 // AVX2-only CPUs the training test crashed within a few hundred steps before the change, elsewhere
 // it simply passes. nas::BatchNorm2d: with global statistics of one process, torch's batch norm.
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -57,6 +58,24 @@ TEST(Conv2dTest, StridedPointwiseComputesWhatTheStridedConvolutionComputes) {
     expect_close(x_ours.grad(), x_plain.grad(), what + ", input gradient");
     expect_close(ours->weight.grad(), plain->weight.grad(), what + ", weight gradient");
   }
+}
+
+// Under bf16 autocast (training with bf16: true) the convolution is torch's, in bf16, and trains.
+TEST(Conv2dTest, StridedPointwiseTrainsUnderBf16Autocast) {
+  nas::Conv2d ours(nn::Conv2dOptions(4, 8, 1).stride(2).bias(false));
+  at::Tensor x = torch::randn({2, 4, 8, 8}).contiguous(at::MemoryFormat::ChannelsLast).requires_grad_();
+  const bool was = at::autocast::is_autocast_enabled(at::kCPU);
+  const at::ScalarType dtype = at::autocast::get_autocast_dtype(at::kCPU);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::Tensor y = ours->forward(x);
+  at::autocast::set_autocast_enabled(at::kCPU, was);
+  at::autocast::set_autocast_dtype(at::kCPU, dtype);
+  at::autocast::clear_cache();
+  EXPECT_EQ(y.scalar_type(), at::kBFloat16);
+  y.to(at::kFloat).sum().backward();
+  EXPECT_EQ(ours->weight.grad().scalar_type(), at::kFloat);
+  EXPECT_TRUE(x.grad().defined());
 }
 
 // The reduction cell's identity and conv_1x1 with stride 2 on 4 channels are ReLU-1x1conv-BN with

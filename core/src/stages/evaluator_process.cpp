@@ -116,11 +116,13 @@ class ChildProcess {
     const bool idle = !busy_;
     channel_.reset();  // an idle child reads the end of the stream and exits
     if (!idle) ::kill(pid_, SIGKILL);
-    for (int i = 0; i < 500 && ::waitpid(pid_, nullptr, WNOHANG) == 0; ++i)
+    pid_t reaped = 0;
+    for (int i = 0; i < 500 && (reaped = ::waitpid(pid_, nullptr, WNOHANG)) == 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (::kill(pid_, 0) == 0) {
+    if (reaped == 0) {  // still there after 5 s: never a pid already reaped, which another process may hold now
       ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
+      while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
     }
   }
   ChildProcess(const ChildProcess&) = delete;
@@ -163,13 +165,20 @@ class IsolatedEvaluator final : public Evaluator {
  public:
   IsolatedEvaluator(const EvaluatorProcesses& how, std::string stage, std::int64_t retries, Logger& log)
       : how_(how), stage_(std::move(stage)), retries_(retries), log_(log) {
-    start();  // now: a config or data error shows before the first candidate, as in-process
+    // Now: a config or data error shows before the first candidate, as in-process.
+    if (const std::string death = start(); !death.empty())
+      throw Error(fmt::format("the evaluator process of stage '{}' died while starting ({}); see {}", stage_, death,
+                              how_.log_file.string()));
   }
 
   Evaluation evaluate(const Candidate& candidate) override {
     std::string death;
     for (std::int64_t attempt = 0; attempt <= retries_; ++attempt) {
-      if (!child_) start();
+      // A replacement that dies while starting (memory not yet freed after an OOM kill, say) is an attempt.
+      if (!child_ && !(death = start()).empty()) {
+        log_.warn("evaluation #{}: a fresh evaluator process died while starting ({})", candidate.index, death);
+        continue;
+      }
       if (std::optional<nlohmann::json> reply = child_->ask({{"candidate", to_json(candidate)}})) {
         if (reply->contains("error")) rethrow_reported(*reply);
         return evaluation_from_json(reply->at("evaluation"));
@@ -186,13 +195,14 @@ class IsolatedEvaluator final : public Evaluator {
   }
 
  private:
-  void start() {
-    child_ = std::make_unique<ChildProcess>(how_, stage_);
-    std::optional<nlohmann::json> hello = child_->hello();
-    if (!hello)
-      throw Error(fmt::format("the evaluator process of stage '{}' died while starting ({}); see {}", stage_,
-                              child_->death(), how_.log_file.string()));
+  // A ready child in child_, or how it died while starting (child_ then empty); rethrows what it reported.
+  std::string start() {
+    auto child = std::make_unique<ChildProcess>(how_, stage_);
+    std::optional<nlohmann::json> hello = child->hello();
+    if (!hello) return child->death();
     if (hello->contains("error")) rethrow_reported(*hello);
+    child_ = std::move(child);
+    return {};
   }
 
   const EvaluatorProcesses& how_;
@@ -230,7 +240,9 @@ struct ParentChannel::State {
   Channel channel;
 };
 
-ParentChannel::ParentChannel(int fd) : state_(std::make_unique<State>(fd)) {}
+ParentChannel::ParentChannel(int fd) : state_(std::make_unique<State>(fd)) {
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // a process the evaluator starts must not hold the parent's socket open
+}
 ParentChannel::~ParentChannel() = default;
 
 void ParentChannel::serve(Evaluator& evaluator) {
