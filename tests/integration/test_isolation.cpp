@@ -115,7 +115,10 @@ TEST_F(IsolationTest, AKilledSearchTakesItsEvaluatorProcessAlong) {
   }
   ASSERT_NE(child, 0) << nas::test::read_text(dir_ / "out.log");
   auto command = [&] { return nas::test::read_text(fmt::format("/proc/{}/cmdline", child)); };
-  for (int i = 0; i < 3000 && command().find("evaluator") == std::string::npos; ++i) usleep(1000);  // until exec
+  for (int i = 0; i < 3000 && command().find("evaluator") == std::string::npos; ++i) {  // until it has exec'd
+    usleep(1000);
+    std::ifstream(fmt::format("/proc/{}/task/{}/children", host, host)) >> child;
+  }
   EXPECT_THAT(command(), HasSubstr("evaluator"));
   kill(host, SIGKILL);
   nas::test::wait_until_gone(child);  // would hang, were it left behind
