@@ -36,24 +36,26 @@ struct StridedPointwiseConv : torch::autograd::Function<StridedPointwiseConv> {
   }
 };
 
-constexpr std::int64_t kWideEnough = 16;  // input channels from which oneDNN's kernel is used as it is
+// Whether `o` is a convolution the faulty kernel would compute the weight gradient of: a strided 1x1
+// without padding or groups. The fault was seen with 4 input channels (not with 8, 12, 16, 32 or more,
+// which oneDNN computes faster than the matrix product: 0.8x measured at 32 and 128 channels); every
+// width below 16 takes the safe path (0.95x measured at 4 and 8 channels, bench/layers.cpp).
+bool narrow_strided_pointwise(const torch::nn::detail::ConvNdOptions<2>& o) {
+  const auto* padding = std::get_if<torch::ExpandingArray<2>>(&o.padding());
+  return (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 && ((*o.stride())[0] > 1 || (*o.stride())[1] > 1) &&
+         padding && (**padding)[0] == 0 && (**padding)[1] == 0 && o.groups() == 1 && o.in_channels() < 16 &&
+         std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode());
+}
 
 }  // namespace
 
-Conv2dImpl::Conv2dImpl(torch::nn::Conv2dOptions options) : torch::nn::Conv2dImpl(std::move(options)) {}
+Conv2dImpl::Conv2dImpl(torch::nn::Conv2dOptions options)
+    : torch::nn::Conv2dImpl(std::move(options)), safe_weight_gradient_(narrow_strided_pointwise(this->options)) {}
 
 at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
   const auto& o = options;
-  const auto* padding = std::get_if<torch::ExpandingArray<2>>(&o.padding());
-  const bool pointwise = (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1;
-  const bool strided = (*o.stride())[0] > 1 || (*o.stride())[1] > 1;
-  // The fault was seen with 4 input channels (not with 8, 12, 16, 32 or more, which oneDNN computes
-  // faster than the matrix product: 0.8x measured at 32 and 128 channels); every width below 16 takes
-  // the safe path (0.95x measured at 4 and 8 channels, bench/layers.cpp).
   // The faulty kernel is oneDNN's float32 one on CPUs (bf16 autocast and GPUs take others).
-  if (!pointwise || !strided || !padding || (**padding)[0] != 0 || (**padding)[1] != 0 || o.groups() != 1 ||
-      o.in_channels() >= kWideEnough || !std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) ||
-      !at::GradMode::is_enabled() || !input.is_cpu() || input.scalar_type() != at::kFloat ||
+  if (!safe_weight_gradient_ || !at::GradMode::is_enabled() || !input.is_cpu() || input.scalar_type() != at::kFloat ||
       at::autocast::is_autocast_enabled(at::kCPU))
     return torch::nn::Conv2dImpl::forward(input);
   at::Tensor out = StridedPointwiseConv::apply(input, weight, (*o.stride())[0], (*o.stride())[1]);
@@ -74,9 +76,8 @@ struct GlobalBatchNormFunction : torch::autograd::Function<GlobalBatchNormFuncti
                             const at::Tensor& bias, at::Tensor running_mean, at::Tensor running_var, double momentum,
                             double eps, Collective* collective) {
     const std::int64_t channels = x.size(1);
-    const at::Tensor xd = x.to(at::kDouble);
-    const at::Tensor local = at::cat({xd.sum({0, 2, 3}), xd.square().sum({0, 2, 3}),
-                                      at::full({1}, static_cast<double>(x.numel() / channels), xd.options())});
+    const at::Tensor local = at::cat({x.sum({0, 2, 3}, false, at::kDouble), x.square().sum({0, 2, 3}, false, at::kDouble),
+                                      at::full({1}, static_cast<double>(x.numel() / channels), x.options().dtype(at::kDouble))});
     const at::Tensor global = collective->sum(local);
     const double count = global[2 * channels].item<double>();
     const at::Tensor mean = global.slice(0, 0, channels) / count;
@@ -118,12 +119,12 @@ BatchNorm2dImpl::BatchNorm2dImpl(torch::nn::BatchNorm2dOptions options) : torch:
 
 at::Tensor BatchNorm2dImpl::forward(const at::Tensor& input) {
   if (!is_training() || !t_collective) return torch::nn::BatchNorm2dImpl::forward(input);
+  const bool track = options.track_running_stats();
   double momentum = options.momentum().value_or(0.0);
-  if (options.track_running_stats()) {
+  if (track) {
     num_batches_tracked.add_(1);
     if (!options.momentum()) momentum = 1.0 / num_batches_tracked.item<double>();  // a cumulative average
   }
-  const bool track = options.track_running_stats();
   return GlobalBatchNormFunction::apply(input, weight, bias, track ? running_mean : at::Tensor(),
                                         track ? running_var : at::Tensor(), momentum, options.eps(), t_collective);
 }

@@ -19,6 +19,9 @@ class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
  public:
   explicit Conv2dImpl(torch::nn::Conv2dOptions options);
   at::Tensor forward(const at::Tensor& input);
+
+ private:
+  bool safe_weight_gradient_;  ///< a narrow strided 1x1 convolution: the weight gradient as a matrix product
 };
 TORCH_MODULE(Conv2d);
 

@@ -133,17 +133,18 @@ class ChildProcess {
   /// The reply to `request`; empty when the child died (then reaped: see death()).
   std::optional<nlohmann::json> ask(const nlohmann::json& request) {
     busy_ = true;
-    std::optional<nlohmann::json> reply = channel_->send(request) ? channel_->receive() : std::nullopt;
+    std::optional<nlohmann::json> reply = channel_->send(request) ? receive() : std::nullopt;
     busy_ = false;
-    if (!reply) reap();
+    if (!reply && pid_ > 0) reap();  // the send failed
     return reply;
   }
-  std::optional<nlohmann::json> hello() {
+  /// The next message; empty when the child died (then reaped).
+  std::optional<nlohmann::json> receive() {
     std::optional<nlohmann::json> reply = channel_->receive();
     if (!reply) reap();
     return reply;
   }
-  /// How it ended, once ask() or hello() found it gone: "SIGSEGV", "exit status 3".
+  /// How it ended, once ask() or receive() found it gone: "SIGSEGV", "exit status 3".
   const std::string& death() const { return death_; }
 
  private:
@@ -198,7 +199,7 @@ class IsolatedEvaluator final : public Evaluator {
   // A ready child in child_, or how it died while starting (child_ then empty); rethrows what it reported.
   std::string start() {
     auto child = std::make_unique<ChildProcess>(how_, stage_);
-    std::optional<nlohmann::json> hello = child->hello();
+    std::optional<nlohmann::json> hello = child->receive();
     if (!hello) return child->death();
     if (hello->contains("error")) rethrow_reported(*hello);
     child_ = std::move(child);
