@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   nas::Logger log;
   nas::Registry registry;
   nas::load_plugins(registry, {nas::default_plugin_dir()});
-  nas::Context context{log, 0, {}, c10::kCPU, &registry};
+  nas::Context context{.log = log, .registry = &registry};
   auto defaults = [&](const std::string& kind, const std::string& name) {
     const nas::Entry& entry = registry.require(kind, name);
     return nas::default_params(entry.schema, entry.key);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "nas/config.hpp"
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/space.hpp"
@@ -33,9 +34,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  nas::ModelSpec spec;
-  spec.cells_per_stage = flag(argc, argv, "N", 2);
-  spec.penultimate_filters = flag(argc, argv, "F", 768);
+  const std::int64_t N = flag(argc, argv, "N", 2), F = flag(argc, argv, "F", 768);
   const std::int64_t batch = flag(argc, argv, "batch", 32), steps = flag(argc, argv, "steps", 5),
                      rounds = flag(argc, argv, "rounds", 3);
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -44,9 +43,10 @@ int main(int argc, char** argv) {
   nas::Logger log;
   nas::Registry registry;
   nas::load_plugins(registry, {nas::default_plugin_dir()});
-  nas::Context context{log, 0, {}, c10::kCPU, &registry};
+  nas::Context context{.log = log, .registry = &registry};
   const nas::Entry& entry = registry.require("space", "nasnet");
   auto space = registry.create<nas::Space>("nasnet", nas::default_params(entry.schema, entry.key), context, {});
+  const nas::Params model = nas::parse_model_assignments(entry, {fmt::format("N={}", N), fmt::format("F={}", F)});
   std::ifstream file(std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml");
   std::string genotype((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
 
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   std::vector<Mode> modes{{"contiguous", torch::MemoryFormat::Contiguous, nullptr, {}, {}},
                           {"channels_last", torch::MemoryFormat::ChannelsLast, nullptr, {}, {}}};
   for (Mode& m : modes) {
-    m.network = space->build(genotype, spec);
+    m.network = space->build(genotype, model, {10, 3, 32, 32});
     for (auto& p : m.network->parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(m.format));
     m.network->train();
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       m.rates.push_back(static_cast<double>(batch * steps) / took.count());
     }
   fmt::print("NASNet-A {}@{} (CIFAR layout), 32x32 input, batch {}, forward+backward, CPU, {} threads\n",
-             spec.cells_per_stage, spec.penultimate_filters, batch, threads);
+             N, F, batch, threads);
   for (const Mode& m : modes)
     fmt::print("  {:<14} {:8.1f} images/s (median of {} rounds of {} steps)\n", m.name, median(m.rates), rounds, steps);
   fmt::print("  channels_last / contiguous: {:.2f}\n", median(modes[1].rates) / median(modes[0].rates));

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "nas/config.hpp"
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/trainer.hpp"
@@ -54,7 +55,7 @@ int main(int argc, char** argv) {
   nas::Registry registry;
   nas::load_plugins(registry, {nas::default_plugin_dir()});
   const c10::Device device = text_flag(argc, argv, "device") == "cuda" ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  nas::Context context{log, 0, {}, device, &registry};
+  nas::Context context{.log = log, .device = device, .registry = &registry};
   auto create = [&](const std::string& kind, const std::string& name, std::map<std::string, nas::Value, std::less<>> p) {
     const nas::Entry& entry = registry.require(kind, name);
     for (const nas::ParamSpec& spec : entry.schema)
@@ -64,9 +65,9 @@ int main(int argc, char** argv) {
   auto space = registry.create<nas::Space>("nasnet", create("space", "nasnet", {}), context, {});
   std::ifstream file(std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml");
   std::string genotype((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  nas::ModelSpec spec;
-  spec.cells_per_stage = flag(argc, argv, "N", 2);
-  spec.penultimate_filters = flag(argc, argv, "F", 768);
+  const nas::Params model = nas::parse_model_assignments(
+      registry.require("space", "nasnet"),
+      {fmt::format("N={}", flag(argc, argv, "N", 2)), fmt::format("F={}", flag(argc, argv, "F", 768))});
   auto synthetic = registry.create<nas::Dataset>(
       "synthetic", create("dataset", "synthetic", {{"size", batch * steps}}), context, {nas::Split::train});
   nas::LoaderOptions options;
@@ -74,9 +75,9 @@ int main(int argc, char** argv) {
   options.train = true;
   options.workers = flag(argc, argv, "workers", 1);
   nas::TrainOptions train;
+  train.epochs = 1;
   train.channels_last = flag(argc, argv, "channels_last", 1) != 0;
   train.bf16 = flag(argc, argv, "bf16", 0) != 0;
-  train.grad_clip = 5.0;
   train.log_every = 1 << 30;
   nas::Loader warmup(*synthetic, range(batch), options, 0);
   nas::Loader loader(*synthetic, range(batch * steps), options, 0);
@@ -84,7 +85,7 @@ int main(int argc, char** argv) {
   std::vector<double> rates(static_cast<std::size_t>(children));
   std::int64_t params = 0;
   auto child = [&](std::size_t k) {
-    auto network = space->build(genotype, spec);
+    auto network = space->build(genotype, model, {10, 3, 32, 32});
     nas::Trainer trainer(*network, train, {}, context);
     trainer.fit(warmup);  // oneDNN picks its kernels on first use
     rates[k] = trainer.fit(loader).images_per_second;

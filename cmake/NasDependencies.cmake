@@ -42,7 +42,7 @@ add_link_options(LINKER:--disable-new-dtags)
 add_compile_definitions(FMT_HEADER_ONLY)
 
 # The OpenMP runtime LibTorch's CPU kernels run on (the wheel ships its libgomp.so.1 in torch/lib; the
-# same soname loads once). The loader sets its threads' OpenMP team size to 1 (core/src/data.cpp).
+# same soname loads once). The loader sets its threads' OpenMP team size to 1 (core/engine/src/data.cpp).
 find_library(NAS_OPENMP_RUNTIME NAMES libgomp.so.1 gomp HINTS "${TORCH_INSTALL_PREFIX}/lib" REQUIRED)
 
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)

@@ -46,6 +46,19 @@ inline Params params(const std::string& key, std::map<std::string, Value, std::l
   return Params(std::move(changes));
 }
 
+/// The model parameters of space `key` (its ModelFamily), as a config would give them: the preset's
+/// values if `preset` names one, the defaults for the rest, then `changes`.
+inline Params model(const std::string& key, std::map<std::string, Value, std::less<>> changes = {},
+                    const std::string& preset = "") {
+  const Entry* entry = plugins().find(key);
+  if (!entry) throw Error(fmt::format("no plugin '{}'", key));
+  if (!preset.empty())
+    for (const auto& [name, value] : entry->models.presets.at(preset)) changes.emplace(name, value);
+  for (const ParamSpec& spec : entry->models.schema)
+    if (spec.default_value) changes.emplace(spec.name, *spec.default_value);
+  return Params(std::move(changes));
+}
+
 /// The dataset plugin `name` with its defaults and `changes`, for one split.
 inline std::unique_ptr<Dataset> dataset(const Context& context, const std::string& name,
                                         std::map<std::string, Value, std::less<>> changes, Split split = Split::train) {

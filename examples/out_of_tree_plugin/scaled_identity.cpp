@@ -3,6 +3,7 @@
 // it avoids a oneDNN kernel that crashes on strided 1x1 convolutions on some CPUs).
 #include "nas/layers.hpp"
 #include "nas/op.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 
 namespace {
@@ -21,11 +22,17 @@ class ScaledIdentity final : public nas::Op {
   nas::Conv2d project_{nullptr};
 };
 
+// The op's parameters: one declaration gives the schema (with its default) and the typed struct.
+struct Options {
+  double init = 1.0;
+
+  static auto fields() { return std::tuple{nas::field("init", &Options::init).help("initial value of the scalar")}; }
+};
+
 void register_all(nas::Registrar& r) {
-  r.add<nas::Op>("scaled_identity", "identity times a learned scalar",
-                 {nas::param::number("init", 1.0).help("initial value of the scalar")},
+  r.add<nas::Op>("scaled_identity", "identity times a learned scalar", nas::schema_of<Options>(),
                  [](const nas::Params& p, const nas::Context&, const nas::OpArgs& args) {
-                   return std::make_shared<ScaledIdentity>(args, p.get<double>("init"));
+                   return std::make_shared<ScaledIdentity>(args, nas::options_from<Options>(p).init);
                  });
 }
 

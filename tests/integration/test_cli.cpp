@@ -180,8 +180,8 @@ TEST_F(CliTest, RuntimeFailureExitsOne) {
 
 TEST_F(CliTest, InspectReportsCountsShapesAndDrawsTheCells) {
   std::string genotype = std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml";
-  Result r = host(fmt::format("inspect '{}' --layout cifar --N 6 --F 768 --input 32 --classes 10 --json --dot cells.dot",
-                              genotype));
+  Result r = host(fmt::format("inspect '{}' --model layout=cifar --model N=6 --model F=768 --input 32 --classes 10 "
+                              "--json --dot cells.dot", genotype));
   ASSERT_EQ(r.code, 0) << r.output;
   nlohmann::json report = nlohmann::json::parse(r.output);
   EXPECT_NEAR(report["params"].get<double>(), 3.3e6, 0.05e6);  // the paper's NASNet-A 6@768: 3.3M

@@ -232,14 +232,12 @@ void write_four_classes(const fs::path& root) {
 // evaluated here, in one process.
 double test_accuracy_of(const fs::path& weights, const fs::path& images) {
   nas::Logger log(nas::Logger::Level::error);
-  const nas::Context context{log, 7, {}, c10::kCPU, &nas::test::plugins()};
+  const nas::Context context{.log = log, .seed = 7, .registry = &nas::test::plugins()};
   auto space = nas::test::plugins().create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context, {});
-  nas::ModelSpec spec;
-  spec.layout = "imagenet";
-  spec.cells_per_stage = 1;
-  spec.penultimate_filters = 96;
-  spec.num_classes = 4;
-  auto network = space->build(nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml"), spec);
+  const nas::Params model = nas::test::model(
+      "space/nasnet", {{"layout", std::string("imagenet")}, {"N", std::int64_t{1}}, {"F", std::int64_t{96}}});
+  auto network = space->build(nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml"), model,
+                              {4, 3, 64, 64});
   const std::string bytes = nas::test::read_text(weights);
   const c10::Dict<c10::IValue, c10::IValue> state = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();
   {

@@ -77,7 +77,7 @@ TEST_F(SearchTest, RecordsEveryEvaluationAndWritesTheBest) {
   EXPECT_DOUBLE_EQ(summary["top"][0]["reward"].get<double>(), *best);
   // The top file is a genotype the space reads back to the stored architecture.
   nas::Logger log(nas::Logger::Level::error);
-  nas::Context context{log, 0, {}, c10::kCPU, &nas::test::plugins()};
+  nas::Context context{.log = log, .registry = &nas::test::plugins()};
   auto space = nas::test::plugins().create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context, {});
   std::string top = nas::test::read_text(dir_ / "out" / "top" / "1.genotype");
   EXPECT_EQ(nas::architecture_hash(*space, top), summary["top"][0]["hash"].get<std::string>());

@@ -31,7 +31,7 @@ class ControllerTest : public ::testing::Test {
  protected:
   std::unique_ptr<nas::Controller> make(const std::string& name, std::uint64_t seed,
                                         const std::vector<nas::Decision>& decisions) {
-    nas::Context context{log_, seed, {}, c10::kCPU, &plugins()};
+    nas::Context context{.log = log_, .seed = seed, .registry = &plugins()};
     return plugins().create<nas::Controller>(name, params("controller/" + name, short_run(name)), context, {decisions});
   }
 
@@ -114,7 +114,7 @@ TEST_F(ControllerTest, GarbageStateIsAClearError) {
 TEST_F(ControllerTest, LearnersBeatRandomSearchOnEverySeed) {
   constexpr int kBudget = 400, kSeeds = 5;
   auto best_reward = [&](const std::string& name, std::uint64_t seed) {
-    nas::Context context{log_, seed, {}, c10::kCPU, &plugins()};
+    nas::Context context{.log = log_, .seed = seed, .registry = &plugins()};
     std::shared_ptr<const nas::Space> space = plugins().create<nas::Space>("nasnet", params("space/nasnet"), context, {});
     auto evaluator = plugins().create<nas::Evaluator>("synthetic", params("evaluator/synthetic", {{"noise", 0.02}}),
                                                       context, {space, nullptr, {}});

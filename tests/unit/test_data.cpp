@@ -46,7 +46,7 @@ class DataTest : public ::testing::Test {
 
   static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
-  nas::Context context_{log_, 5, {}, c10::kCPU, registry_};
+  nas::Context context_{.log = log_, .seed = 5, .registry = registry_};
   nas::test::ScratchDir scratch_;
   const fs::path& dir_ = scratch_.path();
 };

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "cluster.hpp"
+#include "data_parallel.hpp"
 #include "nas/data.hpp"
 #include "nas/layers.hpp"
 #include "nas/log.hpp"
@@ -30,10 +31,7 @@ class TinyNet final : public nas::Network {
   nas::NetworkOutput forward(const at::Tensor& images) override {
     return {head_(torch::relu(bn_(conv_(images))).mean(at::IntArrayRef{2, 3})), {}};
   }
-  std::int64_t num_cells() const override { return 0; }
-  void set_drop_path_keep(const std::vector<double>&) override {}
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> stage_shapes(const at::Tensor&) override { return {}; }
-  std::int64_t aux_head_parameters() const override { return 0; }
 
  private:
   torch::nn::Conv2d conv_{nullptr};
@@ -61,7 +59,6 @@ class DataParallelTest : public ::testing::Test {
     o.lr = 0.1;
     o.weight_decay = 1e-3;
     o.grad_clip = 1.0;  // on the averaged gradients: the same on every rank
-    o.data_parallel = true;
     o.channels_last = true;
     return o;
   }
@@ -99,10 +96,11 @@ class DataParallelTest : public ::testing::Test {
             client = std::make_unique<nas::Cluster>(
                 nas::World{rank, ranks, rank, "127.0.0.1", server->port(), false, "test"}, std::chrono::seconds(30));
           const nas::Cluster& cluster = rank > 0 ? *client : *server;
-          nas::Context context{log_, 3, {}, c10::kCPU, nullptr, &cluster};
+          const nas::ClusterProcessGroup group(cluster);
+          nas::Context context{.log = log_, .seed = 3};
           TinyNet* net = replicas[static_cast<std::size_t>(rank)].get();
           nas::test::KillAt kill(kill_at);
-          nas::Trainer trainer(*net, options(epochs), {&kill}, context, checkpoint);
+          nas::Trainer trainer(*net, options(epochs), {&kill}, context, checkpoint, &group);
           trainer.fit(loader(batch, rank, ranks));
         } catch (...) {
           failures[static_cast<std::size_t>(rank)] = std::current_exception();
@@ -126,7 +124,7 @@ class DataParallelTest : public ::testing::Test {
   }
 
   nas::Logger log_{nas::Logger::Level::error};
-  nas::Context context_{log_, 3, {}, c10::kCPU, &nas::test::plugins()};
+  nas::Context context_{.log = log_, .seed = 3, .registry = &nas::test::plugins()};
   std::unique_ptr<nas::Dataset> data_;
   nas::test::ScratchDir scratch_;
   const fs::path& dir_ = scratch_.path();

@@ -85,7 +85,7 @@ TEST(Conv2dTest, StridedPointwiseTrainsUnderBf16Autocast) {
 TEST(Conv2dTest, StridedPointwiseOpsTrainInChannelsLastAsTheStridedReference) {
   TwoThreads threads;
   nas::Logger log(nas::Logger::Level::error);
-  const nas::Context context{log, 0, {}, c10::kCPU, &nas::test::plugins()};
+  const nas::Context context{.log = log, .registry = &nas::test::plugins()};
   for (const std::string name : {"identity", "conv_1x1"}) {
     torch::manual_seed(1);
     std::shared_ptr<nas::Op> op = nas::test::plugins().create<nas::Op>(name, nas::test::params("op/" + name), context, {4, 16, 2});

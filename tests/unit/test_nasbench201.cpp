@@ -22,7 +22,7 @@ const fs::path kTables = fs::path(NAS_SOURCE_DIR) / "../shared/data/nasbench201"
 class Nb201Test : public ::testing::Test {
  protected:
   nas::Logger log_{nas::Logger::Level::error};
-  nas::Context context_{log_, 0, {}, c10::kCPU, &nas::test::plugins()};
+  nas::Context context_{.log = log_, .registry = &nas::test::plugins()};
   std::shared_ptr<const nas::Space> space_ =
       nas::test::plugins().create<nas::Space>("nasbench201", nas::test::params("space/nasbench201"), context_, {});
 
@@ -91,30 +91,27 @@ TEST_F(Nb201Test, EveryArchitectureOfTheSpaceIsARowOfTheBenchmark) {
 }
 
 TEST_F(Nb201Test, BuildsTheBenchmarksNetwork) {
-  nas::ModelSpec spec;
-  spec.cells_per_stage = 5;
-  spec.penultimate_filters = 64;  // C = 16, the benchmark's network
+  const nas::DataShape cifar10{10, 3, 32, 32};
   const std::string all_conv = space_->decode({3, 3, 3, 3, 3, 3});
-  auto network = space_->build(all_conv, spec);
+  auto network = space_->build(all_conv, nas::test::model("space/nasbench201"), cifar10);  // defaults: N 5, C 16
   std::int64_t params = 0;
   for (const auto& p : network->parameters()) params += p.numel();
   EXPECT_EQ(params, 1531546);  // NAS-Bench-201 lists 1.53M parameters for this (its largest) cell
-  EXPECT_EQ(network->num_cells(), 15);
+  EXPECT_EQ(network->drop_path_cells()->num_cells(), 15);
 
-  spec.cells_per_stage = 1;
-  spec.penultimate_filters = 16;
-  auto small = space_->build(kCell, spec);
+  const nas::Params one_cell = nas::test::model("space/nasbench201", {{"N", std::int64_t{1}}, {"F", std::int64_t{16}}});
+  auto small = space_->build(kCell, one_cell, cifar10);
   auto shapes = small->stage_shapes(torch::zeros({2, 3, 32, 32}));
   ASSERT_EQ(shapes.size(), 5u);
   EXPECT_EQ(shapes[3].second, (std::vector<std::int64_t>{2, 16, 8, 8}));
   EXPECT_EQ(shapes[4].second, (std::vector<std::int64_t>{2, 10}));
-  EXPECT_THROW(small->set_drop_path_keep({1.0}), nas::Error);
-  small->set_drop_path_keep({0.5, 0.5, 0.5});
+  EXPECT_THROW(small->drop_path_cells()->set_drop_path_keep({1.0}), nas::Error);
+  small->drop_path_cells()->set_drop_path_keep({0.5, 0.5, 0.5});
   EXPECT_EQ(small->forward(torch::zeros({2, 3, 32, 32})).logits.sizes(), (c10::IntArrayRef{2, 10}));
   // A cell whose output node has no inputs still builds and runs (its output is zero).
-  EXPECT_EQ(space_->build(space_->decode({0, 0, 0, 0, 0, 0}), spec)->forward(torch::zeros({1, 3, 32, 32})).logits.size(1), 10);
-  spec.penultimate_filters = 18;
-  EXPECT_THROW(space_->build(kCell, spec), nas::UsageError);
+  EXPECT_EQ(space_->build(space_->decode({0, 0, 0, 0, 0, 0}), one_cell, cifar10)->forward(torch::zeros({1, 3, 32, 32})).logits.size(1), 10);
+  EXPECT_THROW(space_->build(kCell, nas::test::model("space/nasbench201", {{"F", std::int64_t{18}}}), cifar10),
+               nas::UsageError);
 }
 
 TEST_F(Nb201Test, TabularEvaluatorLooksUpAndReportsBadTablesByLine) {

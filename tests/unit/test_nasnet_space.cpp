@@ -28,17 +28,17 @@ class NasnetSpaceTest : public ::testing::Test {
     return registry_->create<nas::Space>("nasnet", nas::test::params("space/nasnet", std::move(changes)), context_, {});
   }
 
-  static nas::ModelSpec tiny(std::int64_t F = 48) {
-    nas::ModelSpec spec;
-    spec.cells_per_stage = 1;
-    spec.penultimate_filters = F;
-    spec.num_classes = 3;
-    return spec;
+  // 1@F in the cifar layout, with `changes`.
+  static nas::Params tiny(std::int64_t F = 48, std::map<std::string, nas::Value, std::less<>> changes = {}) {
+    changes.emplace("N", std::int64_t{1});
+    changes.emplace("F", F);
+    return nas::test::model("space/nasnet", std::move(changes));
   }
+  static constexpr nas::DataShape kThreeClasses{3, 3, 32, 32};
 
   static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
-  nas::Context context_{log_, 0, {}, c10::kCPU, registry_};
+  nas::Context context_{.log = log_, .registry = registry_};
   const std::string nasnet_a_ = nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
 };
 const nas::Registry* NasnetSpaceTest::registry_ = nullptr;
@@ -55,28 +55,33 @@ TEST_F(NasnetSpaceTest, DecisionsAreFiveABlockWithGrowingInputChoices) {
 }
 
 TEST_F(NasnetSpaceTest, NasnetAReproducesThePublishedCounts) {
-  nas::ModelSpec spec;
-  spec.layout = "imagenet";
-  spec.cells_per_stage = 6;
-  spec.penultimate_filters = 4032;
-  spec.num_classes = 1001;
-  auto network = space()->build(nasnet_a_, spec);
+  auto network = space()->build(nasnet_a_, nas::test::model("space/nasnet", {}, "nasnet_a_large"), {1001, 3, 331, 331});
   nas::ModelCost cost = nas::measure_cost(*network, {3, 331, 331});
   EXPECT_NEAR(cost.params, 88.9e6, 0.01 * 88.9e6);
   EXPECT_NEAR(cost.mult_adds, 23.8e9, 0.01 * 23.8e9);
 }
 
+// The presets build the paper's models: NASNet-A Mobile's 564M multiply-adds need stem multiplier 1.
+TEST_F(NasnetSpaceTest, PresetsAreThePapersModels) {
+  auto mobile = space()->build(nasnet_a_, nas::test::model("space/nasnet", {}, "nasnet_a_mobile"), {1000, 3, 224, 224});
+  nas::ModelCost cost = nas::measure_cost(*mobile, {3, 224, 224});
+  EXPECT_NEAR(cost.params, 5.3e6, 0.02 * 5.3e6);
+  EXPECT_NEAR(cost.mult_adds, 564e6, 0.01 * 564e6);
+  auto cifar = space()->build(nasnet_a_, nas::test::model("space/nasnet", {}, "nasnet_a_cifar"), {10, 3, 32, 32});
+  EXPECT_NEAR(nas::measure_cost(*cifar, {3, 32, 32}).params, 3.3e6, 0.05e6);  // NASNet-A 6@768: 3.3M
+  EXPECT_GT(cifar->aux_head_parameters(), 0) << "the paper's models train with the auxiliary head";
+}
+
 TEST_F(NasnetSpaceTest, CifarLayoutShapesAndAuxHead) {
-  nas::ModelSpec spec = tiny(96);  // base 96 / 24 = 4 filters
-  spec.aux_head = true;
-  auto network = space()->build(nasnet_a_, spec);
+  auto network = space()->build(nasnet_a_, tiny(96, {{"aux_head", true}}), kThreeClasses);  // base 96 / 24 = 4 filters
   auto shapes = network->stage_shapes(torch::zeros({2, 3, 32, 32}));
   ASSERT_EQ(shapes.size(), 5u);
   EXPECT_EQ(shapes[0].second, (std::vector<std::int64_t>{2, 12, 32, 32}));  // stem: 3 x base
   EXPECT_EQ(shapes[1].second, (std::vector<std::int64_t>{2, 24, 32, 32}));  // 6 states x 4
   EXPECT_EQ(shapes[2].second, (std::vector<std::int64_t>{2, 48, 16, 16}));
   EXPECT_EQ(shapes[3].second, (std::vector<std::int64_t>{2, 96, 8, 8}));    // F
-  EXPECT_EQ(network->num_cells(), 5);
+  ASSERT_NE(network->drop_path_cells(), nullptr);
+  EXPECT_EQ(network->drop_path_cells()->num_cells(), 5);
   network->train();
   nas::NetworkOutput out = network->forward(torch::randn({2, 3, 32, 32}));
   EXPECT_EQ(out.logits.sizes(), (std::vector<std::int64_t>{2, 3}));
@@ -88,9 +93,7 @@ TEST_F(NasnetSpaceTest, CifarLayoutShapesAndAuxHead) {
 }
 
 TEST_F(NasnetSpaceTest, GrayscaleInputAndChannelsLast) {
-  nas::ModelSpec spec = tiny();
-  spec.input_channels = 1;
-  auto network = space()->build(nasnet_a_, spec);
+  auto network = space()->build(nasnet_a_, tiny(), {3, 1, 16, 16});
   network->eval();
   torch::Tensor x = torch::randn({2, 1, 16, 16});
   torch::Tensor expected = network->forward(x).logits;
@@ -101,18 +104,19 @@ TEST_F(NasnetSpaceTest, GrayscaleInputAndChannelsLast) {
 }
 
 TEST_F(NasnetSpaceTest, DropPathDropsInTrainingOnly) {
-  auto network = space()->build(nasnet_a_, tiny());
+  auto network = space()->build(nasnet_a_, tiny(), kThreeClasses);
+  nas::DropPathCells& cells = *network->drop_path_cells();
   torch::Tensor x = torch::randn({64, 3, 8, 8});
   auto logits = [&](bool training, double keep) {
     network->train(training);
-    network->set_drop_path_keep(std::vector<double>(network->num_cells(), keep));
+    cells.set_drop_path_keep(std::vector<double>(cells.num_cells(), keep));
     torch::manual_seed(1);  // the same draws either way
     return network->forward(x).logits;
   };
   EXPECT_TRUE(torch::equal(logits(false, 0.5), logits(false, 1.0))) << "off at evaluation";
   EXPECT_FALSE(torch::allclose(logits(true, 0.5), logits(true, 1.0))) << "on in training";
   EXPECT_TRUE(torch::equal(logits(true, 1.0), logits(true, 1.0)));
-  EXPECT_THROW(network->set_drop_path_keep({0.5}), nas::Error);
+  EXPECT_THROW(cells.set_drop_path_keep({0.5}), nas::Error);
 }
 
 // Every pattern of used and unused states in a 2-block cell, with add and with concat.
@@ -131,7 +135,7 @@ TEST_F(NasnetSpaceTest, EveryInputPatternAndCombineBuildsWithLooseEndsConcatenat
             bool block0_used = a1 == 2 || b1 == 2;
             std::int64_t outputs = block0_used ? 1 : 2;  // loose ends: block 1, and block 0 unless used
             SCOPED_TRACE(genotype);
-            auto network = s->build(genotype, tiny(4 * outputs * 2));
+            auto network = s->build(genotype, tiny(4 * outputs * 2), kThreeClasses);
             auto shapes = network->stage_shapes(torch::randn({2, 3, 8, 8}));
             EXPECT_EQ(shapes[1].second[1], outputs * 2);  // normal cells: loose ends x base filters
             network->train();
@@ -158,7 +162,7 @@ TEST_F(NasnetSpaceTest, RandomGenotypesBuildTrainAndRoundTrip) {
       EXPECT_EQ(nas::architecture_hash(s, s.import_from(darts, "darts", "random")), hash) << darts;
       continue;
     }
-    auto network = s.build(genotype, tiny(120));
+    auto network = s.build(genotype, tiny(120), kThreeClasses);
     network->train();
     nas::NetworkOutput out = network->forward(torch::randn({2, 3, 8, 8}));
     ASSERT_EQ(out.logits.sizes(), (std::vector<std::int64_t>{2, 3}));
@@ -244,7 +248,7 @@ TEST_F(NasnetSpaceTest, AThirdPartyOpIsUsedByName) {
   auto s = space({{"blocks", std::int64_t{2}}, {"ops", std::vector<std::string>{"sep_conv_3x3", "scaled_identity"}}});
   std::string genotype = s->decode(std::vector<std::int64_t>(20, 1));  // every op: scaled_identity
   EXPECT_THAT(genotype, HasSubstr("scaled_identity"));
-  auto network = s->build(genotype, tiny());
+  auto network = s->build(genotype, tiny(), kThreeClasses);
   bool found = false;
   for (const auto& p : network->named_parameters()) found |= p.key().find("scale") != std::string::npos;
   EXPECT_TRUE(found) << "the plugin's op, with its own parameter, is in the network";
@@ -252,17 +256,22 @@ TEST_F(NasnetSpaceTest, AThirdPartyOpIsUsedByName) {
   EXPECT_THROW(space({{"ops", std::vector<std::string>{"no_such_op"}}}), nas::UsageError);
 }
 
-TEST_F(NasnetSpaceTest, AnFTooSmallForTheLayoutIsAUsageErrorThatSaysTheSmallest) {
-  nas::ModelSpec spec = tiny(64);
-  spec.layout = "imagenet";  // NASNet-A concatenates 6 states: 24 for the cifar layout, 96 for imagenet's stem cells
+TEST_F(NasnetSpaceTest, ModelParametersThatLeaveALayerWithoutChannelsAreUsageErrorsSayingTheSmallest) {
+  // NASNet-A concatenates 6 states: 24 for the cifar layout, 96 for imagenet's stem cells.
+  const nas::DataShape imagenet{10, 3, 64, 64};
   try {
-    space()->build(nasnet_a_, spec);
+    space()->build(nasnet_a_, tiny(64, {{"layout", std::string("imagenet")}}), imagenet);
     FAIL() << "built";
   } catch (const nas::UsageError& e) {
     EXPECT_THAT(e.what(), HasSubstr("F = 64 is too small: the imagenet layout needs at least 96"));
   }
-  spec.penultimate_filters = 96;
-  EXPECT_NO_THROW(space()->build(nasnet_a_, spec));
+  EXPECT_NO_THROW(space()->build(nasnet_a_, tiny(96, {{"layout", std::string("imagenet")}}), imagenet));
+  try {
+    space()->build(nasnet_a_, tiny(48, {{"stem_multiplier", 0.1}}), kThreeClasses);  // base 2: 0.2 filters
+    FAIL() << "built";
+  } catch (const nas::UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("stem_multiplier = 0.1 leaves the stem without filters (2 x 0.1); it needs at least 0.5"));
+  }
 }
 
 struct BadGenotype {

@@ -16,7 +16,7 @@ namespace {
 class PluginTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { registry_ = &nas::test::plugins(); }
-  nas::Context context(std::uint64_t seed) { return nas::Context{log_, seed, {}, c10::kCPU}; }
+  nas::Context context(std::uint64_t seed) { return nas::Context{.log = log_, .seed = seed}; }
 
   static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
@@ -170,14 +170,14 @@ TEST_F(PluginTest, NasnetOpsFollowTheTfConventions) {
 namespace {
 
 // Records what a regularizer sets; the rest of the network is not needed here.
-class RecordingNetwork final : public nas::Network {
+class RecordingNetwork final : public nas::Network, public nas::DropPathCells {
  public:
   explicit RecordingNetwork(std::int64_t cells) : cells_(cells) {}
   nas::NetworkOutput forward(const at::Tensor&) override { return {}; }
+  nas::DropPathCells* drop_path_cells() override { return this; }
   std::int64_t num_cells() const override { return cells_; }
   void set_drop_path_keep(const std::vector<double>& keep) override { keep_ = keep; }
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> stage_shapes(const at::Tensor&) override { return {}; }
-  std::int64_t aux_head_parameters() const override { return 0; }
   std::vector<double> keep_;
 
  private:

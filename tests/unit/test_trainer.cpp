@@ -33,12 +33,8 @@ class TrainerTest : public ::testing::Test {
   }
   std::shared_ptr<nas::Network> network(std::int64_t channels, std::int64_t classes, std::uint64_t seed = 0) {
     torch::manual_seed(seed);
-    nas::ModelSpec spec;
-    spec.cells_per_stage = 1;
-    spec.penultimate_filters = 24;
-    spec.num_classes = classes;
-    spec.input_channels = channels;
-    return space_->build(genotype_, spec);
+    return space_->build(genotype_, nas::test::model("space/nasnet", {{"N", std::int64_t{1}}, {"F", std::int64_t{24}}}),
+                         {classes, channels, 32, 32});
   }
   static std::vector<std::int64_t> range(std::int64_t n) {
     std::vector<std::int64_t> v(static_cast<std::size_t>(n));
@@ -54,7 +50,7 @@ class TrainerTest : public ::testing::Test {
 
   static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
-  nas::Context context_{log_, 3, {}, c10::kCPU, registry_};
+  nas::Context context_{.log = log_, .seed = 3, .registry = registry_};
   std::unique_ptr<nas::Space> space_;
   std::string genotype_;
   nas::test::ScratchDir scratch_;
@@ -156,8 +152,9 @@ TEST_F(TrainerTest, Bf16AutocastComputesTheForwardPassInBf16AndKeepsFp32Weights)
   auto step = [&](bool bf16) {
     auto net = network(3, 10);
     nas::TrainOptions options;
+    options.epochs = 1;
+    options.grad_clip = 0;
     options.bf16 = bf16;
-    options.channels_last = true;
     EXPECT_FALSE(nas::Trainer(*net, options, {}, context_).fit(loader).diverged);
     for (const torch::Tensor& w : net->parameters()) EXPECT_EQ(w.scalar_type(), torch::kFloat) << "weights stay fp32";
     return flat(*net) - initial;
@@ -191,7 +188,7 @@ TEST_F(TrainerTest, MetricsLinesAndPythonReadableWeights) {
   o.batch_size = 16;
   o.train = true;
   nas::Loader loader(*data, range(64), o, 4);
-  nas::Context context{log_, 3, dir_, c10::kCPU, registry_};
+  nas::Context context{.log = log_, .seed = 3, .run_dir = dir_, .registry = registry_};
   auto net = network(3, 10);
   nas::TrainOptions options;
   options.epochs = 2;

@@ -7,10 +7,22 @@
 #include <sstream>
 
 #include "nas/controller.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
-#include "nas/space.hpp"
 
 namespace {
+
+struct Options {
+  std::int64_t population = 50;
+  std::int64_t sample = 10;
+
+  static auto fields() {
+    return std::tuple{
+        nas::field("population", &Options::population).at_least(1).help("members kept (the first this many proposals "
+                                                                          "are random)"),
+        nas::field("sample", &Options::sample).at_least(1).help("tournament size: members drawn to pick a parent")};
+  }
+};
 
 struct Member {
   std::vector<std::int64_t> decisions;
@@ -19,9 +31,9 @@ struct Member {
 
 class EvolutionController final : public nas::Controller {
  public:
-  EvolutionController(std::vector<nas::Decision> decisions, std::int64_t population, std::int64_t sample,
-                      std::uint64_t seed)
-      : decisions_(std::move(decisions)), population_size_(population), sample_(sample), rng_(seed) {
+  EvolutionController(std::vector<nas::Decision> decisions, Options options, std::uint64_t seed)
+      : decisions_(std::move(decisions)), population_size_(options.population), sample_(options.sample),
+        rng_(nas::generator(seed, nas::stream("controller"), 0)) {
     if (sample_ > population_size_)
       throw nas::UsageError(fmt::format("controller/evolution: sample ({}) is larger than population ({})", sample_,
                                         population_size_));
@@ -94,14 +106,10 @@ class EvolutionController final : public nas::Controller {
 };
 
 void register_all(nas::Registrar& r) {
-  using namespace nas::param;
   r.add<nas::Controller>(
       "evolution", "regularized (aging) evolution: tournament selection, mutate one decision, the oldest dies",
-      {integer("population", 50).at_least(1).help("members kept (the first this many proposals are random)"),
-       integer("sample", 10).at_least(1).help("tournament size: members drawn to pick a parent")},
-      [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
-        return std::make_unique<EvolutionController>(args.decisions, p.get<std::int64_t>("population"),
-                                                     p.get<std::int64_t>("sample"), context.seed);
+      nas::schema_of<Options>(), [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
+        return std::make_unique<EvolutionController>(args.decisions, nas::options_from<Options>(p), context.seed);
       });
 }
 

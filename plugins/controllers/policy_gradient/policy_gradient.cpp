@@ -10,22 +10,50 @@
 #include <torch/torch.h>
 
 #include "nas/controller.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 
 namespace {
 
 namespace nn = torch::nn;
 
-struct Settings {
+// The parameters of both controllers.
+struct PolicyOptions {
   std::int64_t hidden = 100;
   double init_range = 0.1;
   double lr = 0.00035;
   double entropy_weight = 1e-5;
   double baseline_decay = 0.95;
   std::int64_t update_every = 20;
-  bool ppo = true;
+
+  static auto fields() {
+    using O = PolicyOptions;
+    return std::tuple{
+        nas::field("hidden", &O::hidden).range(1, 10000).help("LSTM hidden units (and embedding size)"),
+        nas::field("init_range", &O::init_range).range(0, 10).help("weights start uniform in (-init_range, init_range)"),
+        nas::field("lr", &O::lr).range(0, 10).help("Adam learning rate"),
+        nas::field("entropy_weight", &O::entropy_weight).range(0, 10).help("weight of the entropy bonus"),
+        nas::field("baseline_decay", &O::baseline_decay).range(0, 1).help("decay of the reward baseline (exponential "
+                                                                          "moving average)"),
+        nas::field("update_every", &O::update_every).range(1, 100000).help("results per policy update")};
+  }
+};
+
+// PPO's own.
+struct PpoOptions {
   double clip = 0.2;
   std::int64_t epochs = 1;
+
+  static auto fields() {
+    using O = PpoOptions;
+    return std::tuple{nas::field("clip", &O::clip).range(0, 10).help("PPO clip range: the probability ratio is kept "
+                                                                     "in [1-clip, 1+clip]"),
+                      nas::field("epochs", &O::epochs).range(1, 1000).help("PPO passes over each batch of results")};
+  }
+};
+
+struct Settings : PolicyOptions, PpoOptions {
+  bool ppo = true;  // false: REINFORCE
 };
 
 // One softmax over every decision's options, masked at each step to that decision's own options
@@ -102,7 +130,7 @@ double parse_exact(const std::string& text) { return std::strtod(text.c_str(), n
 class PolicyGradientController final : public nas::Controller {
  public:
   PolicyGradientController(std::vector<nas::Decision> decisions, Settings settings, std::uint64_t seed)
-      : decisions_(std::move(decisions)), s_(settings), rng_(seed), policy_(std::make_shared<Policy>(decisions_, s_.hidden)),
+      : decisions_(std::move(decisions)), s_(settings), rng_(nas::generator(seed, nas::stream("controller"), 0)), policy_(std::make_shared<Policy>(decisions_, s_.hidden)),
         optimizer_(policy_->parameters(), torch::optim::AdamOptions(s_.lr)) {
     for (const nas::Decision& d : decisions_)
       if (d.choices < 1) throw nas::Error(fmt::format("decision '{}' has {} choices; expected at least 1", d.name, d.choices));
@@ -260,43 +288,20 @@ class PolicyGradientController final : public nas::Controller {
   std::vector<Result> pending_;
 };
 
-nas::Schema common_schema() {
-  using namespace nas::param;
-  return {integer("hidden", 100).range(1, 10000).help("LSTM hidden units (and embedding size)"),
-          number("init_range", 0.1).range(0, 10).help("weights start uniform in (-init_range, init_range)"),
-          number("lr", 0.00035).range(0, 10).help("Adam learning rate"),
-          number("entropy_weight", 1e-5).range(0, 10).help("weight of the entropy bonus"),
-          number("baseline_decay", 0.95).range(0, 1).help("decay of the reward baseline (exponential moving average)"),
-          integer("update_every", 20).range(1, 100000).help("results per policy update")};
-}
-
-Settings common_settings(const nas::Params& p) {
-  Settings s;
-  s.hidden = p.get<std::int64_t>("hidden");
-  s.init_range = p.get<double>("init_range");
-  s.lr = p.get<double>("lr");
-  s.entropy_weight = p.get<double>("entropy_weight");
-  s.baseline_decay = p.get<double>("baseline_decay");
-  s.update_every = p.get<std::int64_t>("update_every");
-  return s;
-}
-
 void register_all(nas::Registrar& r) {
-  using namespace nas::param;
-  nas::Schema ppo = common_schema();
-  ppo.push_back(number("clip", 0.2).range(0, 10).help("PPO clip range: the probability ratio is kept in [1-clip, 1+clip]"));
-  ppo.push_back(integer("epochs", 1).range(1, 1000).help("PPO passes over each batch of results"));
   r.add<nas::Controller>("ppo", "the NASNet controller: LSTM policy trained with PPO (the paper's settings by default)",
-                         ppo, [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
-                           Settings s = common_settings(p);
-                           s.clip = p.get<double>("clip");
-                           s.epochs = p.get<std::int64_t>("epochs");
+                         nas::join({nas::schema_of<PolicyOptions>(), nas::schema_of<PpoOptions>()}),
+                         [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
+                           Settings s;
+                           static_cast<PolicyOptions&>(s) = nas::options_from<PolicyOptions>(p);
+                           static_cast<PpoOptions&>(s) = nas::options_from<PpoOptions>(p);
                            return std::make_unique<PolicyGradientController>(args.decisions, s, context.seed);
                          });
   r.add<nas::Controller>("reinforce", "the NASNet controller's LSTM policy trained with plain REINFORCE",
-                         common_schema(),
+                         nas::schema_of<PolicyOptions>(),
                          [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
-                           Settings s = common_settings(p);
+                           Settings s;
+                           static_cast<PolicyOptions&>(s) = nas::options_from<PolicyOptions>(p);
                            s.ppo = false;
                            return std::make_unique<PolicyGradientController>(args.decisions, s, context.seed);
                          });

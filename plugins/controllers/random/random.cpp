@@ -4,14 +4,14 @@
 
 #include "nas/controller.hpp"
 #include "nas/plugin.hpp"
-#include "nas/space.hpp"
+#include "nas/seed.hpp"
 
 namespace {
 
 class RandomController final : public nas::Controller {
  public:
   RandomController(std::vector<nas::Decision> decisions, std::uint64_t seed)
-      : decisions_(std::move(decisions)), rng_(seed) {
+      : decisions_(std::move(decisions)), rng_(nas::generator(seed, nas::stream("controller"), 0)) {
     for (const nas::Decision& d : decisions_)
       if (d.choices < 1) throw nas::Error(fmt::format("decision '{}' has {} choices; expected at least 1", d.name, d.choices));
   }

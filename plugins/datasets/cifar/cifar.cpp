@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "nas/dataset.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 
 namespace fs = std::filesystem;
@@ -80,13 +81,21 @@ class Cifar final : public nas::Dataset {
   std::vector<std::string> class_names_;
 };
 
+struct Options {
+  std::string root;
+
+  static auto fields() {
+    return std::tuple{nas::field("root", &Options::root).path().required().help("folder of the .bin files")};
+  }
+};
+
 void register_all(nas::Registrar& r) {
   for (const Format* format : {&kCifar10, &kCifar100}) {
     std::string name = std::string(format->key).substr(std::string("dataset/").size());
     r.add<nas::Dataset>(name, fmt::format("{} in the official binary format ({} classes, 32x32 RGB)", name, format->classes),
-                        {nas::param::path("root").help("folder of the .bin files")},
+                        nas::schema_of<Options>(),
                         [format](const nas::Params& p, const nas::Context&, const nas::DatasetArgs& args) {
-                          return std::make_unique<Cifar>(*format, p.get<std::string>("root"), args.split);
+                          return std::make_unique<Cifar>(*format, nas::options_from<Options>(p).root, args.split);
                         });
   }
 }

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "nas/dataset.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 
 namespace fs = std::filesystem;
@@ -96,12 +97,19 @@ class FashionMnist final : public nas::Dataset {
   at::Tensor images_, labels_;
 };
 
+struct Options {
+  std::string root = "/usr/share/datasets/fashion-mnist";
+
+  static auto fields() {
+    return std::tuple{nas::field("root", &Options::root).path().help("folder of the IDX files")};
+  }
+};
+
 void register_all(nas::Registrar& r) {
   r.add<nas::Dataset>(
       "fashion_mnist", "Fashion-MNIST (28x28 grayscale, 10 classes) from its IDX files, gzipped or not",
-      {nas::param::path("root", "/usr/share/datasets/fashion-mnist").help("folder of the IDX files")},
-      [](const nas::Params& p, const nas::Context&, const nas::DatasetArgs& args) {
-        return std::make_unique<FashionMnist>(p.get<std::string>("root"), args.split);
+      nas::schema_of<Options>(), [](const nas::Params& p, const nas::Context&, const nas::DatasetArgs& args) {
+        return std::make_unique<FashionMnist>(nas::options_from<Options>(p).root, args.split);
       });
 }
 

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "nas/dataset.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 
 namespace fs = std::filesystem;
@@ -114,23 +115,32 @@ class ImageFolder final : public nas::Dataset {
   std::vector<std::pair<fs::path, std::int64_t>> examples_;
 };
 
+struct Options {
+  std::string root;
+  std::string train_dir = "train";
+  std::string test_dir = "val";
+  std::int64_t size = 224;
+  std::int64_t resize = 256;
+
+  static auto fields() {
+    using O = Options;
+    return std::tuple{
+        nas::field("root", &O::root).path().required().help("the folder holding the split folders"),
+        nas::field("train_dir", &O::train_dir).help("folder of the training split, under root"),
+        nas::field("test_dir", &O::test_dir).help("folder of the test split, under root"),
+        nas::field("size", &O::size).range(8, 4096).help("side of the square images"),
+        nas::field("resize", &O::resize).range(8, 8192).help("shorter side after resizing, before the centre crop")};
+  }
+};
+
 void register_all(nas::Registrar& r) {
-  using nas::param::integer;
-  using nas::param::path;
-  using nas::param::string;
   r.add<nas::Dataset>(
       "image_folder", "JPEG/PNG images in one folder per class (the ImageNet layout), resized and centre-cropped",
-      {path("root").help("the folder holding the split folders"),
-       string("train_dir", "train").help("folder of the training split, under root"),
-       string("test_dir", "val").help("folder of the test split, under root"),
-       integer("size", 224).range(8, 4096).help("side of the square images"),
-       integer("resize", 256).range(8, 8192).help("shorter side after resizing, before the centre crop")},
-      [](const nas::Params& p, const nas::Context&, const nas::DatasetArgs& args) {
-        if (p.get<std::int64_t>("resize") < p.get<std::int64_t>("size"))
-          throw nas::UsageError("dataset/image_folder: 'resize' must be at least 'size'");
-        fs::path folder = fs::path(p.get<std::string>("root")) /
-                          p.get<std::string>(args.split == nas::Split::train ? "train_dir" : "test_dir");
-        return std::make_unique<ImageFolder>(folder, p.get<std::int64_t>("size"), p.get<std::int64_t>("resize"));
+      nas::schema_of<Options>(), [](const nas::Params& p, const nas::Context&, const nas::DatasetArgs& args) {
+        const auto o = nas::options_from<Options>(p);
+        if (o.resize < o.size) throw nas::UsageError("dataset/image_folder: 'resize' must be at least 'size'");
+        const fs::path folder = fs::path(o.root) / (args.split == nas::Split::train ? o.train_dir : o.test_dir);
+        return std::make_unique<ImageFolder>(folder, o.size, o.resize);
       });
 }
 

@@ -6,21 +6,38 @@
 #include <torch/torch.h>
 
 #include "nas/dataset.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 
 namespace {
 
 struct Options {
-  std::int64_t size, channels, height, width, classes;
-  double signal;  // weight of the class prototype against the noise
+  std::int64_t size = 1000;
+  std::int64_t channels = 3;
+  std::int64_t height = 32;
+  std::int64_t width = 32;
+  std::int64_t classes = 10;
+  double signal = 0.5;  // weight of the class prototype against the noise
+
+  static auto fields() {
+    using O = Options;
+    return std::tuple{
+        nas::field("size", &O::size).range(1, 1e9).help("examples per split"),
+        nas::field("channels", &O::channels).range(1, 64).help("image channels"),
+        nas::field("height", &O::height).range(1, 4096).help("image height"),
+        nas::field("width", &O::width).range(1, 4096).help("image width"),
+        nas::field("classes", &O::classes).range(2, 100000).help("number of classes"),
+        nas::field("signal", &O::signal).range(0, 1).help("weight of the class mean image against uniform noise (0: "
+                                                          "unlearnable)")};
+  }
 };
 
 class SyntheticDataset final : public nas::Dataset {
  public:
   SyntheticDataset(Options o, std::uint64_t seed, nas::Split split)
-      : o_(o), seed_(seed), split_salt_(split == nas::Split::train ? 0x7261696eULL : 0x74657374ULL) {
+      : o_(o), seed_(seed), split_(nas::stream(split == nas::Split::train ? "synthetic/train" : "synthetic/test")) {
     // Prototypes depend on the seed only, so train and test share the classes.
-    std::mt19937_64 rng(seed_ ^ 0x70726f746fULL);
+    std::mt19937_64 rng = nas::generator(seed_, nas::stream("synthetic/prototypes"), 0);
     std::uniform_real_distribution<float> uniform(0.f, 1.f);
     prototypes_ = torch::empty({o_.classes, o_.channels, o_.height, o_.width});
     float* p = prototypes_.data_ptr<float>();
@@ -41,7 +58,7 @@ class SyntheticDataset final : public nas::Dataset {
   nas::Example get(std::int64_t index) const override {
     if (index < 0 || index >= o_.size)
       throw nas::Error(fmt::format("dataset/synthetic: index {} out of range [0, {})", index, o_.size));
-    std::mt19937_64 rng(seed_ ^ split_salt_ ^ (static_cast<std::uint64_t>(index) * 0x9e3779b97f4a7c15ULL));
+    std::mt19937_64 rng = nas::generator(seed_, split_, static_cast<std::uint64_t>(index));
     std::int64_t label = std::uniform_int_distribution<std::int64_t>(0, o_.classes - 1)(rng);
     std::uniform_real_distribution<float> uniform(0.f, 1.f);
     at::Tensor image = torch::empty({o_.channels, o_.height, o_.width});
@@ -55,25 +72,15 @@ class SyntheticDataset final : public nas::Dataset {
  private:
   Options o_;
   std::uint64_t seed_;
-  std::uint64_t split_salt_;
+  std::uint64_t split_;  // the stream of the split's images
   at::Tensor prototypes_;
 };
 
 void register_all(nas::Registrar& r) {
-  using nas::param::integer;
-  using nas::param::number;
   r.add<nas::Dataset>(
       "synthetic", "seeded random images of any shape; each class has its own mean image, so it is learnable",
-      {integer("size", 1000).range(1, 1e9).help("examples per split"),
-       integer("channels", 3).range(1, 64).help("image channels"),
-       integer("height", 32).range(1, 4096).help("image height"),
-       integer("width", 32).range(1, 4096).help("image width"),
-       integer("classes", 10).range(2, 100000).help("number of classes"),
-       number("signal", 0.5).range(0, 1).help("weight of the class mean image against uniform noise (0: unlearnable)")},
-      [](const nas::Params& p, const nas::Context& context, const nas::DatasetArgs& args) {
-        Options o{p.get<std::int64_t>("size"),    p.get<std::int64_t>("channels"), p.get<std::int64_t>("height"),
-                  p.get<std::int64_t>("width"),   p.get<std::int64_t>("classes"),  p.get<double>("signal")};
-        return std::make_unique<SyntheticDataset>(o, context.seed, args.split);
+      nas::schema_of<Options>(), [](const nas::Params& p, const nas::Context& context, const nas::DatasetArgs& args) {
+        return std::make_unique<SyntheticDataset>(nas::options_from<Options>(p), context.seed, args.split);
       });
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "nas/evaluator.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 #include "nas/space.hpp"
 
@@ -16,15 +17,37 @@ namespace {
 
 constexpr std::uint64_t kOptimumStream = 0x6f7074;  // "opt"
 
+struct Options {
+  std::int64_t optimum_seed = 1;
+  double noise = 0.0;
+  double fail_rate = 0.0;
+  double seconds = 0.0;
+  double straggler_rate = 0.0;
+  double straggler_seconds = 0.0;
+
+  static auto fields() {
+    using O = Options;
+    return std::tuple{
+        nas::field("optimum_seed", &O::optimum_seed).at_least(0).help("draws the hidden optimum"),
+        nas::field("noise", &O::noise).range(0, 10).help("standard deviation of the reward noise (fixed per architecture)"),
+        nas::field("fail_rate", &O::fail_rate).range(0, 1).help("fraction of architectures whose evaluation fails"),
+        nas::field("seconds", &O::seconds).range(0, 86400).help("simulated evaluation time"),
+        nas::field("straggler_rate", &O::straggler_rate).range(0, 1).help("fraction of architectures that take "
+                                                                          "straggler_seconds instead"),
+        nas::field("straggler_seconds", &O::straggler_seconds).range(0, 86400).help("simulated evaluation time of a "
+                                                                                    "straggler")};
+  }
+};
+
 class SyntheticEvaluator final : public nas::Evaluator {
  public:
-  SyntheticEvaluator(const nas::Params& p, const nas::Space& space)
-      : seed_(static_cast<std::uint64_t>(p.get<std::int64_t>("optimum_seed"))),
-        noise_(p.get<double>("noise")),
-        fail_rate_(p.get<double>("fail_rate")),
-        seconds_(p.get<double>("seconds")),
-        straggler_rate_(p.get<double>("straggler_rate")),
-        straggler_seconds_(p.get<double>("straggler_seconds")) {
+  SyntheticEvaluator(const Options& o, const nas::Space& space)
+      : seed_(static_cast<std::uint64_t>(o.optimum_seed)),
+        noise_(o.noise),
+        fail_rate_(o.fail_rate),
+        seconds_(o.seconds),
+        straggler_rate_(o.straggler_rate),
+        straggler_seconds_(o.straggler_seconds) {
     // Derived, not the seed itself: a controller seeded with the same number must not draw the optimum.
     std::mt19937_64 rng(nas::derive_seed(seed_, kOptimumStream, 0));
     for (const nas::Decision& d : space.decisions())
@@ -62,18 +85,11 @@ class SyntheticEvaluator final : public nas::Evaluator {
 };
 
 void register_all(nas::Registrar& r) {
-  using namespace nas::param;
-  r.add<nas::Evaluator>(
-      "synthetic", "reward = fraction of decisions equal to a hidden optimum, plus noise (for tests)",
-      {integer("optimum_seed", 1).at_least(0).help("draws the hidden optimum"),
-       number("noise", 0.0).range(0, 10).help("standard deviation of the reward noise (fixed per architecture)"),
-       number("fail_rate", 0.0).range(0, 1).help("fraction of architectures whose evaluation fails"),
-       number("seconds", 0.0).range(0, 86400).help("simulated evaluation time"),
-       number("straggler_rate", 0.0).range(0, 1).help("fraction of architectures that take straggler_seconds instead"),
-       number("straggler_seconds", 0.0).range(0, 86400).help("simulated evaluation time of a straggler")},
-      [](const nas::Params& p, const nas::Context&, const nas::EvaluatorArgs& args) {
-        return std::make_unique<SyntheticEvaluator>(p, *args.space);
-      });
+  r.add<nas::Evaluator>("synthetic", "reward = fraction of decisions equal to a hidden optimum, plus noise (for tests)",
+                        nas::schema_of<Options>(),
+                        [](const nas::Params& p, const nas::Context&, const nas::EvaluatorArgs& args) {
+                          return std::make_unique<SyntheticEvaluator>(nas::options_from<Options>(p), *args.space);
+                        });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "nas/evaluator.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 
 namespace {
@@ -70,13 +71,33 @@ std::string key_of(const std::string& genotype) {
   return first == std::string::npos ? std::string() : out.substr(first, last - first + 1);
 }
 
+struct Options {
+  std::string table;
+  std::string key = "cellstr";
+  std::string reward = "cifar10-val";
+  std::string final_table;
+  std::string final_key = "ArchitectureString";
+  std::string final_score = "CIFAR10TestAccuracy200Epochs";
+  double scale = 0.01;
+
+  static auto fields() {
+    using O = Options;
+    return std::tuple{
+        nas::field("table", &O::table).path().required().help("CSV file with a header row: one row per architecture"),
+        nas::field("key", &O::key).help("the column holding the genotype text"),
+        nas::field("reward", &O::reward).help("the column holding the reward"),
+        nas::field("final_table", &O::final_table).path().help("CSV file with the final score of each architecture; "
+                                                               "empty: none"),
+        nas::field("final_key", &O::final_key).help("final_table's genotype column"),
+        nas::field("final_score", &O::final_score).help("final_table's score column"),
+        nas::field("scale", &O::scale).help("multiplies rewards and final scores (0.01: percent to fraction)")};
+  }
+};
+
 class TabularEvaluator final : public nas::Evaluator {
  public:
-  explicit TabularEvaluator(const nas::Params& p)
-      : scale_(p.get<double>("scale")),
-        rewards_(read_column(p.get<std::string>("table"), p.get<std::string>("key"), p.get<std::string>("reward"))) {
-    if (const std::string& final_table = p.get<std::string>("final_table"); !final_table.empty())
-      finals_ = read_column(final_table, p.get<std::string>("final_key"), p.get<std::string>("final_score"));
+  explicit TabularEvaluator(const Options& o) : scale_(o.scale), rewards_(read_column(o.table, o.key, o.reward)) {
+    if (!o.final_table.empty()) finals_ = read_column(o.final_table, o.final_key, o.final_score);
   }
 
   nas::Evaluation evaluate(const nas::Candidate& candidate) override {
@@ -98,19 +119,10 @@ class TabularEvaluator final : public nas::Evaluator {
 };
 
 void register_all(nas::Registrar& r) {
-  using namespace nas::param;
-  r.add<nas::Evaluator>(
-      "tabular", "looks rewards up in a CSV table keyed by genotype text (NAS-Bench-201 by default)",
-      {path("table").help("CSV file with a header row: one row per architecture"),
-       string("key", "cellstr").help("the column holding the genotype text"),
-       string("reward", "cifar10-val").help("the column holding the reward"),
-       path("final_table", "").help("CSV file with the final score of each architecture; empty: none"),
-       string("final_key", "ArchitectureString").help("final_table's genotype column"),
-       string("final_score", "CIFAR10TestAccuracy200Epochs").help("final_table's score column"),
-       number("scale", 0.01).help("multiplies rewards and final scores (0.01: percent to fraction)")},
-      [](const nas::Params& p, const nas::Context&, const nas::EvaluatorArgs&) {
-        return std::make_unique<TabularEvaluator>(p);
-      });
+  r.add<nas::Evaluator>("tabular", "looks rewards up in a CSV table keyed by genotype text (NAS-Bench-201 by default)",
+                        nas::schema_of<Options>(), [](const nas::Params& p, const nas::Context&, const nas::EvaluatorArgs&) {
+                          return std::make_unique<TabularEvaluator>(nas::options_from<Options>(p));
+                        });
 }
 
 }  // namespace

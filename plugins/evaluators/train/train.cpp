@@ -14,7 +14,6 @@
 
 namespace {
 
-constexpr std::uint64_t kChildSeedStream = 0x6368696c64;  // "child"
 
 class TrainEvaluator final : public nas::Evaluator {
  public:
@@ -32,11 +31,11 @@ class TrainEvaluator final : public nas::Evaluator {
     try {
       // The child's epoch lines would drown the search's progress; warnings (divergence) still show.
       nas::Logger quiet(nas::Logger::Level::warn);
-      nas::Context child_context{quiet, context_.seed, {}, context_.device, context_.registry};
+      nas::Context child_context{.log = quiet, .seed = context_.seed, .device = context_.device, .registry = context_.registry};
       std::vector<nas::Regularizer*> regularizers;
       for (const auto& r : args_.regularizers) regularizers.push_back(r.get());
       nas::ChildTraining child(*args_.space, candidate.genotype, recipe_, *args_.train_set, regularizers, child_context,
-                               nas::derive_seed(context_.seed, kChildSeedStream, static_cast<std::uint64_t>(candidate.index)));
+                               nas::derive_seed(context_.seed, nas::stream("child"), static_cast<std::uint64_t>(candidate.index)));
       out.metrics["params"] = static_cast<double>(child.cost().params);
       out.metrics["mult_adds"] = static_cast<double>(child.cost().mult_adds);
       nas::TrainResult result = child.fit();
@@ -73,7 +72,8 @@ void register_all(nas::Registrar& r) {
                         nas::recipe_schema(),
                         [](const nas::Params& p, const nas::Context& context, const nas::EvaluatorArgs& args) {
                           return std::make_unique<TrainEvaluator>(p, context, args);
-                        });
+                        },
+                        {std::string(nas::capability::trains_recipe)});
 }
 
 }  // namespace

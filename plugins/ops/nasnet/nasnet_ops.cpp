@@ -127,12 +127,14 @@ const OpDef kOps[] = {
 void register_all(nas::Registrar& r) {
   for (const OpDef& op : kOps) {
     Make make = op.make;
+    std::vector<std::string> capabilities;
+    if (make == identity) capabilities.emplace_back(nas::capability::no_drop_path);
     r.add<nas::Op>(op.name, op.doc, {}, [make](const nas::Params&, const nas::Context&, const nas::OpArgs& args) {
       if (args.in_channels < 1 || args.out_channels < 1 || (args.stride != 1 && args.stride != 2))
         throw nas::Error(fmt::format("op: expected channels >= 1 and stride 1 or 2, got in {} out {} stride {}",
                                      args.in_channels, args.out_channels, args.stride));
       return make(args);
-    });
+    }, std::move(capabilities));
   }
 }
 

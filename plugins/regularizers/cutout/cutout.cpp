@@ -4,18 +4,27 @@
 
 #include <torch/torch.h>
 
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 #include "nas/regularizer.hpp"
 
 namespace {
 
+struct Options {
+  std::int64_t size = 16;
+
+  static auto fields() {
+    return std::tuple{nas::field("size", &Options::size).range(1, 4096).help("side of the square in pixels")};
+  }
+};
+
 class Cutout final : public nas::Regularizer {
  public:
-  Cutout(std::int64_t size, std::uint64_t seed) : size_(size), seed_(seed ^ 0x6375746f7574ULL) {}
+  Cutout(Options options, std::uint64_t seed) : size_(options.size), seed_(seed) {}
 
   void on_batch(at::Tensor& images, const nas::TrainingStep& step) override {
     TORCH_CHECK(images.dim() == 4, "regularizer/cutout: expected images (N, C, H, W), got ", images.sizes());
-    std::mt19937_64 rng(seed_ + static_cast<std::uint64_t>(step.step) * 0x9e3779b97f4a7c15ULL);
+    std::mt19937_64 rng = nas::generator(seed_, nas::stream("cutout"), static_cast<std::uint64_t>(step.step));
     const std::int64_t height = images.size(2), width = images.size(3);
     std::uniform_int_distribution<std::int64_t> row(0, height - 1), column(0, width - 1);
     for (std::int64_t n = 0; n < images.size(0); ++n) {
@@ -33,9 +42,9 @@ class Cutout final : public nas::Regularizer {
 
 void register_all(nas::Registrar& r) {
   r.add<nas::Regularizer>("cutout", "zeroes one random square per training image (DeVries & Taylor, 2017)",
-                          {nas::param::integer("size", 16).range(1, 4096).help("side of the square in pixels")},
+                          nas::schema_of<Options>(),
                           [](const nas::Params& p, const nas::Context& context, const nas::RegularizerArgs&) {
-                            return std::make_unique<Cutout>(p.get<std::int64_t>("size"), context.seed);
+                            return std::make_unique<Cutout>(nas::options_from<Options>(p), context.seed);
                           });
 }
 

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "nas/layers.hpp"
+#include "nas/options.hpp"
 #include "nas/plugin.hpp"
 #include "nas/space.hpp"
 
@@ -144,33 +145,46 @@ class ResidualReduction : public nn::Module {
   nn::Sequential a_, b_, shortcut_;
 };
 
-class Nb201Network final : public nas::Network {
+// The benchmark's network family: its parameters (NAS-Bench-201 trained N = 5, C = 16, i.e. F = 64).
+struct ModelOptions {
+  std::int64_t N = 5;
+  std::int64_t F = 64;
+  double dropout = 0.0;
+
+  static auto fields() {
+    using O = ModelOptions;
+    return std::tuple{nas::field("N", &O::N).range(1, 100).help("cells per stage"),
+                      nas::field("F", &O::F).range(4, 100000).help("channels entering the classifier (the first stage "
+                                                                   "has F/4)"),
+                      nas::field("dropout", &O::dropout).range(0, 0.99).help("dropout before the classifier")};
+  }
+};
+
+class Nb201Network final : public nas::Network, public nas::DropPathCells {
  public:
-  Nb201Network(const Cell& cell, const nas::ModelSpec& spec) {
-    if (spec.layout != "cifar")
-      throw nas::UsageError(fmt::format("nasbench201: layout '{}'; only the cifar layout exists in this space", spec.layout));
-    if (spec.aux_head) throw nas::UsageError("nasbench201: networks of this space have no auxiliary head");
-    if (spec.penultimate_filters % 4 != 0)
-      throw nas::UsageError(fmt::format("nasbench201: F = {} must be a multiple of 4 (the first stage has F/4 channels)",
-                                        spec.penultimate_filters));
-    std::int64_t channels = spec.penultimate_filters / 4;
-    stem_ = register_module("stem", nn::Sequential(nas::Conv2d(nn::Conv2dOptions(spec.input_channels, channels, 3).padding(1).bias(false)),
+  Nb201Network(const Cell& cell, const ModelOptions& spec, const nas::DataShape& data) {
+    if (spec.F % 4 != 0)
+      throw nas::UsageError(fmt::format("nasbench201: F = {} must be a multiple of 4 (the first stage has F/4 "
+                                        "channels); the smallest is 4", spec.F));
+    std::int64_t channels = spec.F / 4;
+    stem_ = register_module("stem", nn::Sequential(nas::Conv2d(nn::Conv2dOptions(data.channels, channels, 3).padding(1).bias(false)),
                                                    nas::BatchNorm2d(nn::BatchNorm2dOptions(channels))));
     for (int stage = 0; stage < 3; ++stage) {
       if (stage > 0) {
         reductions_.push_back(register_module(fmt::format("reduction{}", stage), std::make_shared<ResidualReduction>(channels, 2 * channels)));
         channels *= 2;
       }
-      for (std::int64_t n = 0; n < spec.cells_per_stage; ++n)
+      for (std::int64_t n = 0; n < spec.N; ++n)
         cells_.push_back(register_module(fmt::format("cell{}", cells_.size()), std::make_shared<CellModule>(cell, channels)));
     }
     head_ = register_module("head", nn::Sequential(nas::BatchNorm2d(nn::BatchNorm2dOptions(channels)), nn::ReLU()));
     dropout_ = register_module("dropout", nn::Dropout(spec.dropout));
-    classifier_ = register_module("classifier", nn::Linear(channels, spec.num_classes));
-    per_stage_ = spec.cells_per_stage;
+    classifier_ = register_module("classifier", nn::Linear(channels, data.num_classes));
+    per_stage_ = spec.N;
   }
 
   nas::NetworkOutput forward(const at::Tensor& images) override { return run(images, nullptr); }
+  nas::DropPathCells* drop_path_cells() override { return this; }
   std::int64_t num_cells() const override { return static_cast<std::int64_t>(cells_.size()); }
   void set_drop_path_keep(const std::vector<double>& keep) override {
     if (keep.size() != cells_.size())
@@ -182,7 +196,6 @@ class Nb201Network final : public nas::Network {
     run(images, &shapes);
     return shapes;
   }
-  std::int64_t aux_head_parameters() const override { return 0; }
 
  private:
   nas::NetworkOutput run(const at::Tensor& images, std::vector<std::pair<std::string, std::vector<std::int64_t>>>* shapes) {
@@ -238,8 +251,14 @@ class Nb201Space final : public nas::Space {
     return to_string(parse(genotype, source));
   }
 
-  std::shared_ptr<nas::Network> build(const std::string& genotype, const nas::ModelSpec& spec) const override {
-    return std::make_shared<Nb201Network>(parse(genotype, "<genotype>"), spec);
+  std::shared_ptr<nas::Network> build(const std::string& genotype, const nas::Params& model,
+                                      const nas::DataShape& data) const override {
+    return std::make_shared<Nb201Network>(parse(genotype, "<genotype>"), nas::options_from<ModelOptions>(model), data);
+  }
+
+  std::string model_name(const nas::Params& model) const override {
+    const auto o = nas::options_from<ModelOptions>(model);
+    return fmt::format("N={} C={}", o.N, o.F / 4);
   }
 
   std::vector<std::string> formats() const override { return {}; }
@@ -266,6 +285,7 @@ class Nb201Space final : public nas::Space {
 
 void register_all(nas::Registrar& r) {
   r.add<nas::Space>("nasbench201", "the NAS-Bench-201 cell: 4 nodes, 6 edges, 5 ops (cell strings as in its tables)", {},
+                    nas::ModelFamily{nas::schema_of<ModelOptions>(), {}},
                     [](const nas::Params&, const nas::Context&, const nas::SpaceArgs&) { return std::make_unique<Nb201Space>(); });
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "nas/options.hpp"
+
 namespace nasnet {
 
 struct Operand {
@@ -32,11 +34,20 @@ struct Genotype {
   bool operator==(const Genotype&) const = default;
 };
 
-/// What genotypes of a space may contain.
+/// What genotypes of a space may contain: the space's parameters (the paper's 13 ops by default).
 struct Vocabulary {
   std::int64_t blocks = 5;
-  std::vector<std::string> ops;
-  std::vector<std::string> combines;
+  std::vector<std::string> ops{"identity",     "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3",
+                               "max_pool_3x3", "max_pool_5x5", "max_pool_7x7", "conv_1x1",     "conv_3x3",
+                               "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7"};
+  std::vector<std::string> combines{"add", "concat"};
+
+  static auto fields() {
+    using O = Vocabulary;
+    return std::tuple{nas::field("blocks", &O::blocks).range(1, 20).help("blocks per cell (B)"),
+                      nas::field("ops", &O::ops).help("op names the blocks choose from (any registered op)"),
+                      nas::field("combines", &O::combines).help("combine choices: add, concat")};
+  }
 };
 
 /// The states no block uses as an input: the default output of a cell.

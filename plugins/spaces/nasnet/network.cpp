@@ -97,7 +97,7 @@ class CellModule : public nn::Module {
         auto op = registry.create<nas::Op>(operand->op, nas::default_params(entry.schema, entry.key), context,
                                            {width[operand->input], filters, stride});
         ops_.push_back(register_module(fmt::format("block{}_{}", b, operand == &block.a ? 'a' : 'b'), op));
-        drop_path_.push_back(operand->op != "identity");  // TF never drops identity paths
+        drop_path_.push_back(!entry.has(nas::capability::no_drop_path));
       }
       width.push_back(block.combine == "concat" ? 2 * filters : filters);
     }
@@ -167,27 +167,32 @@ struct AuxHeadImpl : nn::Module {
 };
 TORCH_MODULE(AuxHead);
 
-class NasnetNetwork final : public nas::Network {
+class NasnetNetwork final : public nas::Network, public nas::DropPathCells {
  public:
-  NasnetNetwork(const Genotype& g, const nas::ModelSpec& spec, const nas::Context& context) {
+  NasnetNetwork(const Genotype& g, const ModelOptions& spec, const nas::DataShape& data, const nas::Context& context) {
     if (spec.layout != "cifar" && spec.layout != "imagenet")
       throw nas::UsageError(fmt::format("layout '{}': expected cifar or imagenet", spec.layout));
     // N@F: F = base filters x 4 (two doublings) x the states the normal cell concatenates.
     std::int64_t per_filter = 4 * static_cast<std::int64_t>(g.normal.concat.size());
-    std::int64_t base = spec.penultimate_filters / per_filter;
+    std::int64_t base = spec.F / per_filter;
     // The imagenet layout's stem cells have base/4 filters: F must be 4x larger there.
     const std::int64_t smallest = spec.layout == "imagenet" ? 4 * per_filter : per_filter;
-    if (spec.penultimate_filters < smallest)
+    if (spec.F < smallest)
       throw nas::UsageError(fmt::format("F = {} is too small: the {} layout needs at least {} (4 x the {} states the "
-                                        "normal cell concatenates{})", spec.penultimate_filters, spec.layout, smallest,
+                                        "normal cell concatenates{})", spec.F, spec.layout, smallest,
                                         g.normal.concat.size(), spec.layout == "imagenet" ? ", x 4 for the stem cells" : ""));
+    // The stem: base x multiplier filters (cifar), 32 x multiplier (imagenet), at least one.
+    const double stem_base = spec.layout == "cifar" ? static_cast<double>(base) : 32.0;
+    const auto stem_filters = static_cast<std::int64_t>(stem_base * spec.stem_multiplier);
+    if (stem_filters < 1)
+      throw nas::UsageError(fmt::format("stem_multiplier = {} leaves the stem without filters ({} x {}); it needs at "
+                                        "least {}", spec.stem_multiplier, stem_base, spec.stem_multiplier, 1.0 / stem_base));
 
     // Outputs of every cell so far, as (index into the forward pass's outputs, channels, spatial level).
     struct Slot { std::int64_t index, channels, level; };
     std::vector<Slot> outputs;
-    auto stem_filters = static_cast<std::int64_t>(spec.layout == "cifar" ? base * spec.stem_multiplier : 32 * spec.stem_multiplier);
     stem_ = register_module("stem", nn::Sequential(
-        nas::Conv2d(nn::Conv2dOptions(spec.input_channels, stem_filters, 3).stride(spec.layout == "cifar" ? 1 : 2)
+        nas::Conv2d(nn::Conv2dOptions(data.channels, stem_filters, 3).stride(spec.layout == "cifar" ? 1 : 2)
                        .padding(spec.layout == "cifar" ? 1 : 0).bias(false)),
         batch_norm(stem_filters)));
     std::optional<Slot> before_last;  // TF's cell_outputs[-2]; none for the first cell
@@ -213,7 +218,7 @@ class NasnetNetwork final : public nas::Network {
     }
     std::int64_t filters = base;
     for (std::int64_t stage = 0; stage < 3; ++stage) {
-      for (std::int64_t n = 0; n < spec.cells_per_stage; ++n) {
+      for (std::int64_t n = 0; n < spec.N; ++n) {
         std::optional<Slot> prev = before_last;  // with skip_reduction_input, taken before the reduction
         if (n == 0 && stage > 0) {
           filters *= 2;
@@ -222,17 +227,19 @@ class NasnetNetwork final : public nas::Network {
         }
         add_cell(g.normal, false, filters, prev);
       }
-      shape_labels_.emplace_back(last.index, fmt::format("stage {} ({} cells)", stage + 1, spec.cells_per_stage));
+      shape_labels_.emplace_back(last.index, fmt::format("stage {} ({} cells)", stage + 1, spec.N));
       if (stage == 1 && spec.aux_head) {
         aux_after_ = last.index;
-        aux_ = register_module("aux_head", AuxHead(last.channels, spec.num_classes));
+        aux_ = register_module("aux_head", AuxHead(last.channels, data.num_classes));
       }
     }
     dropout_ = register_module("dropout", nn::Dropout(spec.dropout));
-    classifier_ = register_module("classifier", nn::Linear(last.channels, spec.num_classes));
+    classifier_ = register_module("classifier", nn::Linear(last.channels, data.num_classes));
   }
 
   nas::NetworkOutput forward(const at::Tensor& images) override { return run(images, nullptr); }
+
+  nas::DropPathCells* drop_path_cells() override { return this; }
 
   std::int64_t num_cells() const override { return static_cast<std::int64_t>(cells_.size()); }
 
@@ -290,10 +297,25 @@ class NasnetNetwork final : public nas::Network {
 
 }  // namespace
 
-std::shared_ptr<nas::Network> build_network(const Genotype& genotype, const nas::ModelSpec& spec,
-                                            const nas::Context& context) {
+nas::ModelFamily model_family() {
+  using Preset = std::map<std::string, nas::Value>;
+  // As the TF models have them (tensorflow/models research/slim/nets/nasnet): shared/design/nasnet-facts.md.
+  return {nas::schema_of<ModelOptions>(),
+          {{"nasnet_a_mobile", Preset{{"layout", std::string("imagenet")}, {"N", std::int64_t{4}},
+                                      {"F", std::int64_t{1056}}, {"stem_multiplier", 1.0}, {"dropout", 0.5},
+                                      {"aux_head", true}, {"skip_reduction_input", false}}},
+           {"nasnet_a_large", Preset{{"layout", std::string("imagenet")}, {"N", std::int64_t{6}},
+                                     {"F", std::int64_t{4032}}, {"stem_multiplier", 3.0}, {"dropout", 0.5},
+                                     {"aux_head", true}, {"skip_reduction_input", true}}},
+           {"nasnet_a_cifar", Preset{{"layout", std::string("cifar")}, {"N", std::int64_t{6}}, {"F", std::int64_t{768}},
+                                     {"stem_multiplier", 3.0}, {"dropout", 0.0}, {"aux_head", true},
+                                     {"skip_reduction_input", false}}}}};
+}
+
+std::shared_ptr<nas::Network> build_network(const Genotype& genotype, const ModelOptions& model,
+                                            const nas::DataShape& data, const nas::Context& context) {
   if (!context.registry) throw nas::Error("nasnet: building a network needs the registry (for the ops)");
-  return std::make_shared<NasnetNetwork>(genotype, spec, context);
+  return std::make_shared<NasnetNetwork>(genotype, model, data, context);
 }
 
 }  // namespace nasnet

@@ -10,10 +10,6 @@
 namespace nasnet {
 namespace {
 
-const std::vector<std::string> kNasnetOps{"identity",     "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3",
-                                          "max_pool_3x3", "max_pool_5x5", "max_pool_7x7", "conv_1x1",     "conv_3x3",
-                                          "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7"};
-
 class NasnetSpace final : public nas::Space {
  public:
   NasnetSpace(Vocabulary vocabulary, nas::Context context) : v_(std::move(vocabulary)), context_(std::move(context)) {}
@@ -55,8 +51,14 @@ class NasnetSpace final : public nas::Space {
     return to_yaml(canonicalize(parse_yaml(genotype, source, v_)));
   }
 
-  std::shared_ptr<nas::Network> build(const std::string& genotype, const nas::ModelSpec& spec) const override {
-    return build_network(parse_yaml(genotype, "<genotype>", v_), spec, context_);
+  std::shared_ptr<nas::Network> build(const std::string& genotype, const nas::Params& model,
+                                      const nas::DataShape& data) const override {
+    return build_network(parse_yaml(genotype, "<genotype>", v_), nas::options_from<ModelOptions>(model), data, context_);
+  }
+
+  std::string model_name(const nas::Params& model) const override {
+    const auto o = nas::options_from<ModelOptions>(model);
+    return fmt::format("{}@{}", o.N, o.F);
   }
 
   std::vector<std::string> formats() const override { return {"darts"}; }
@@ -106,12 +108,9 @@ class NasnetSpace final : public nas::Space {
 void register_all(nas::Registrar& r) {
   r.add<nas::Space>(
       "nasnet", "the NASNet space: a normal and a reduction cell of B blocks (inputs, ops, combine)",
-      {nas::param::integer("blocks", 5).range(1, 20).help("blocks per cell (B)"),
-       nas::param::string_list("ops", kNasnetOps).help("op names the blocks choose from (any registered op)"),
-       nas::param::string_list("combines", std::vector<std::string>{"add", "concat"}).help("combine choices: add, concat")},
+      nas::schema_of<Vocabulary>(), model_family(),
       [](const nas::Params& p, const nas::Context& context, const nas::SpaceArgs&) {
-        Vocabulary v{p.get<std::int64_t>("blocks"), p.get<std::vector<std::string>>("ops"),
-                     p.get<std::vector<std::string>>("combines")};
+        Vocabulary v = nas::options_from<Vocabulary>(p);
         if (v.ops.empty()) throw nas::UsageError("space/nasnet: 'ops' is empty");
         for (const std::string& op : v.ops)
           if (context.registry && !context.registry->find("op/" + op)) try {

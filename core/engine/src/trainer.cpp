@@ -1,0 +1,333 @@
+// The training engine: SGD with a warmup + cosine schedule, checkpoints that resume exactly.
+#include "nas/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+#include <torch/torch.h>
+
+#include "nas/error.hpp"
+#include "nas/log.hpp"
+#include "nas/reducer.hpp"
+
+namespace fs = std::filesystem;
+
+namespace nas {
+namespace {
+
+// bf16 autocast on `device` for a scope (the forward pass) when `enabled`, restoring the previous
+// state on exit, exceptions included; nothing at all when not. Weights, gradients and the optimizer
+// stay fp32.
+class Bf16Autocast {
+ public:
+  Bf16Autocast(c10::DeviceType device, bool enabled)
+      : device_(device), enabled_(enabled), was_enabled_(at::autocast::is_autocast_enabled(device)),
+        was_dtype_(at::autocast::get_autocast_dtype(device)) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+  }
+  ~Bf16Autocast() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, was_dtype_);
+    if (!was_enabled_) at::autocast::clear_cache();  // leaving the outermost autocast, as Python does
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool enabled_, was_enabled_;
+  at::ScalarType was_dtype_;
+};
+
+double learning_rate(const TrainOptions& o, std::int64_t step, std::int64_t steps_per_epoch) {
+  const double total = static_cast<double>(o.epochs * steps_per_epoch);
+  const double warmup = o.warmup_epochs * static_cast<double>(steps_per_epoch);
+  const double s = static_cast<double>(step);
+  if (s < warmup) return o.lr * (s + 1) / warmup;
+  const double t = total > warmup ? (s - warmup) / (total - warmup) : 1.0;
+  return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(M_PI * std::min(1.0, t)));
+}
+
+// Correct top-1 and top-k predictions in a batch.
+std::pair<std::int64_t, std::int64_t> hits(const at::Tensor& logits, const at::Tensor& labels) {
+  std::int64_t k = std::min<std::int64_t>(5, logits.size(1));
+  at::Tensor top = std::get<1>(logits.topk(k, 1));
+  at::Tensor match = top.eq(labels.unsqueeze(1));
+  return {match.select(1, 0).sum().item<std::int64_t>(), match.any(1).sum().item<std::int64_t>()};
+}
+
+std::string duration(double seconds) {
+  auto s = static_cast<std::int64_t>(seconds);
+  return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
+}
+
+// Data-parallel: a loss sum and hit counts, each summed over the ranks.
+void sum_over_ranks(Reducer& parallel, double& loss_sum, std::int64_t& top1, std::int64_t& top5,
+                    std::int64_t& examples) {
+  const std::vector<double> total = parallel.sum(
+      {loss_sum, static_cast<double>(top1), static_cast<double>(top5), static_cast<double>(examples)});
+  loss_sum = total[0];
+  top1 = static_cast<std::int64_t>(total[1]);
+  top5 = static_cast<std::int64_t>(total[2]);
+  examples = static_cast<std::int64_t>(total[3]);
+}
+
+class MetricsFile {
+ public:
+  explicit MetricsFile(const fs::path& run_dir) {
+    if (!run_dir.empty()) out_.open(run_dir / "metrics.jsonl", std::ios::app);
+  }
+  void write(const nlohmann::ordered_json& line) {
+    if (out_.is_open()) out_ << line.dump() << "\n" << std::flush;
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace
+
+Trainer::Trainer(Network& network, TrainOptions options, std::vector<Regularizer*> regularizers, const Context& context,
+                 fs::path checkpoint, const ProcessGroup* data_parallel)
+    : network_(network), options_(options), regularizers_(std::move(regularizers)), context_(context),
+      checkpoint_(std::move(checkpoint)) {
+  network_.to(context_.device);
+  if (options_.channels_last)
+    for (at::Tensor& p : network_.parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+  if (data_parallel && data_parallel->size() > 1) {
+    parallel_ = data_parallel->reducer(network_, context_.device);
+    rank_ = data_parallel->rank();
+    ranks_ = data_parallel->size();
+  }
+}
+
+Trainer::~Trainer() = default;
+
+TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
+  torch::optim::SGD optimizer(network_.parameters(), torch::optim::SGDOptions(options_.lr)
+                                                         .momentum(options_.momentum)
+                                                         .nesterov(options_.nesterov)
+                                                         .weight_decay(options_.weight_decay));
+  const std::int64_t steps_per_epoch = train.batches_per_epoch();
+  const std::int64_t total_steps = options_.epochs * steps_per_epoch;
+  std::int64_t epoch = 0, step = 0;
+
+  if (!checkpoint_.empty() && fs::exists(checkpoint_)) {
+    try {
+      torch::serialize::InputArchive archive;
+      archive.load_from(checkpoint_.string());
+      torch::serialize::InputArchive model, optim;
+      archive.read("model", model);
+      archive.read("optimizer", optim);
+      network_.load(model);
+      optimizer.load(optim);
+      c10::IValue value;
+      archive.read("epoch", value);
+      epoch = value.toInt();
+      archive.read("step", value);
+      step = value.toInt();
+      at::Tensor rng;
+      archive.read("rng", rng);
+      at::Generator cpu = at::detail::getDefaultCPUGenerator();  // a handle to the global one
+      cpu.set_state(rng);
+      if (context_.device.is_cuda() && archive.try_read("rng_cuda", rng)) {
+        at::Generator gpu = at::globalContext().defaultGenerator(context_.device);
+        gpu.set_state(rng);
+      }
+    } catch (const c10::Error& e) {
+      throw Error(fmt::format("cannot resume from checkpoint '{}': it does not match this network and trainer "
+                              "(written for another architecture, size or version?): {}; delete it to start over",
+                              checkpoint_.string(), e.what_without_backtrace()));
+    }
+    context_.log.info("resumed from {} at epoch {}, step {}", checkpoint_.string(), epoch, step);
+  }
+
+  const bool writer = rank_ == 0;  // of checkpoints and metrics
+  const std::int64_t ranks = ranks_;
+  MetricsFile metrics(writer ? context_.run_dir : fs::path());
+  TrainResult result;
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t images = 0;
+  for (; epoch < options_.epochs && !result.diverged; ++epoch) {
+    network_.train();
+    Metrics running;
+    double loss_sum = 0;
+    std::int64_t top1 = 0, top5 = 0;
+    train.for_each(epoch, 0, [&](std::int64_t index, Batch& batch) {
+      const double lr = learning_rate(options_, step, steps_per_epoch);
+      for (auto& group : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+      for (Regularizer* r : regularizers_) {
+        r->on_batch(batch.images, {step, total_steps});
+        r->on_step(network_, {step, total_steps});
+      }
+      at::Tensor images_in = batch.images.to(context_.device);
+      if (options_.channels_last) images_in = images_in.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor labels = batch.labels.to(context_.device);
+
+      optimizer.zero_grad();
+      NetworkOutput out;
+      {
+        Bf16Autocast autocast(context_.device.type(), options_.bf16);
+        std::optional<GlobalBatchNorm> global_statistics;
+        if (parallel_) global_statistics.emplace(*parallel_);
+        out = network_.forward(images_in);
+      }
+      auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
+      at::Tensor loss = torch::nn::functional::cross_entropy(out.logits.to(at::kFloat), labels, ce);
+      if (out.aux_logits.defined() && options_.aux_weight > 0)
+        loss = loss + options_.aux_weight * torch::nn::functional::cross_entropy(out.aux_logits.to(at::kFloat), labels, ce);
+      const std::int64_t n = labels.size(0);
+      const double local_loss = loss.item<double>();
+      // The global batch's mean loss: every rank logs it and stops alike when it diverges.
+      const double loss_value =
+          parallel_ ? parallel_->sum({local_loss * static_cast<double>(n)})[0] / static_cast<double>(train.batch_size())
+                    : local_loss;
+      if (!std::isfinite(loss_value)) {
+        result.diverged = true;
+        result.diverged_step = step;
+        context_.log.warn("diverged at step {} (loss {})", step, loss_value);
+        metrics.write({{"event", "diverged"}, {"step", step}, {"epoch", epoch}});
+        return false;
+      }
+      // The ranks' gradients are averaged: weighted by each rank's share of the global batch (shares
+      // differ by one example when the batch does not divide), the average is the whole batch's gradient.
+      if (parallel_) loss = loss * (static_cast<double>(n * ranks) / static_cast<double>(train.batch_size()));
+      loss.backward();
+      if (parallel_) parallel_->finalize();
+      if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(network_.parameters(), options_.grad_clip);
+      optimizer.step();
+
+      auto [h1, h5] = hits(out.logits.detach(), labels);
+      loss_sum += local_loss * static_cast<double>(n);
+      top1 += h1;
+      top5 += h5;
+      running.examples += n;
+      images += train.batch_size();
+      ++step;
+      if (step % options_.log_every == 0 || index + 1 == steps_per_epoch) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double rate = static_cast<double>(images) / elapsed;
+        const double eta = static_cast<double>((total_steps - step) * train.batch_size()) / rate;
+        context_.log.progress(fmt::format("epoch {}/{} step {}/{} loss {:.4f} lr {:.5f} {:.0f} img/s ETA {}", epoch + 1,
+                                          options_.epochs, index + 1, steps_per_epoch, loss_value, lr, rate, duration(eta)));
+        metrics.write({{"epoch", epoch}, {"step", step}, {"loss", loss_value}, {"lr", lr}, {"images_per_s", rate}});
+      }
+      return true;
+    });
+    if (result.diverged) break;
+    if (parallel_) {
+      sum_over_ranks(*parallel_, loss_sum, top1, top5, running.examples);
+      parallel_->average_buffers();  // one set of statistics to evaluate and save (torch BatchNorm2d: per rank)
+    }
+    running.loss = loss_sum / static_cast<double>(running.examples);
+    running.top1 = static_cast<double>(top1) / static_cast<double>(running.examples);
+    running.top5 = static_cast<double>(top5) / static_cast<double>(running.examples);
+    result.train = running;
+    nlohmann::ordered_json line{{"epoch", epoch}, {"step", step}, {"train_loss", running.loss}, {"train_top1", running.top1}};
+    if (validation) {
+      result.validation = evaluate(*validation);
+      line["val_loss"] = result.validation.loss;
+      line["val_top1"] = result.validation.top1;
+      line["val_top5"] = result.validation.top5;
+      context_.log.info("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%, validation top-1 {:.2f}%", epoch + 1,
+                        options_.epochs, running.loss, 100 * running.top1, 100 * result.validation.top1);
+    } else {
+      context_.log.info("epoch {}/{}: train loss {:.4f} top-1 {:.2f}%", epoch + 1, options_.epochs, running.loss,
+                        100 * running.top1);
+    }
+    metrics.write(line);
+    if (!checkpoint_.empty() && writer) {
+      torch::serialize::OutputArchive archive, model, optim;
+      network_.save(model);
+      optimizer.save(optim);
+      archive.write("model", model);
+      archive.write("optimizer", optim);
+      archive.write("epoch", c10::IValue(epoch + 1));
+      archive.write("step", c10::IValue(step));
+      // Every generator the training draws from (weights' init is done; drop path, dropout and cutout
+      // draw from these or from seeds of their own).
+      archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+      if (context_.device.is_cuda())
+        archive.write("rng_cuda", at::globalContext().defaultGenerator(context_.device).get_state());
+      // Write then rename: a kill while saving leaves the previous checkpoint intact.
+      fs::path partial = checkpoint_.string() + ".partial";
+      archive.save_to(partial.string());
+      fs::rename(partial, checkpoint_);
+    }
+  }
+  result.steps = step;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.images_per_second = result.seconds > 0 ? static_cast<double>(images) / result.seconds : 0.0;
+  return result;
+}
+
+Metrics Trainer::evaluate(const Loader& loader) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = network_.is_training();
+  network_.eval();
+  Metrics m;
+  double loss_sum = 0;
+  std::int64_t top1 = 0, top5 = 0;
+  loader.for_each(0, 0, [&](std::int64_t, Batch& batch) {
+    at::Tensor images = batch.images.to(context_.device);
+    if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor labels = batch.labels.to(context_.device);
+    at::Tensor logits = network_.forward(images).logits.to(at::kFloat);
+    loss_sum += torch::nn::functional::cross_entropy(logits, labels).item<double>() * static_cast<double>(labels.size(0));
+    auto [h1, h5] = hits(logits, labels);
+    top1 += h1;
+    top5 += h5;
+    m.examples += labels.size(0);
+    return true;
+  });
+  network_.train(was_training);
+  if (parallel_) sum_over_ranks(*parallel_, loss_sum, top1, top5, m.examples);
+  if (m.examples > 0) {
+    m.loss = loss_sum / static_cast<double>(m.examples);
+    m.top1 = static_cast<double>(top1) / static_cast<double>(m.examples);
+    m.top5 = static_cast<double>(top5) / static_cast<double>(m.examples);
+  }
+  return m;
+}
+
+void Trainer::save_weights(const fs::path& path) const {
+  // Python's torch.save format: a zip with data.pkl (an untyped dict of name -> tensor; a typed one
+  // would carry a type tag that torch.load(weights_only=True) refuses) and one record per storage.
+  c10::impl::GenericDict state(c10::AnyType::get(), c10::AnyType::get());
+  for (const auto& p : network_.named_parameters()) state.insert(p.key(), p.value().detach().cpu().clone());
+  for (const auto& b : network_.named_buffers()) state.insert(b.key(), b.value().detach().cpu().clone());
+  std::string pickle;
+  std::int64_t storages = 0;
+  torch::jit::Pickler pickler([&](const char* data, std::size_t size) { pickle.append(data, size); }, nullptr, nullptr,
+                              nullptr, [&](const at::Tensor&) { return std::to_string(storages++); },
+                              /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(state);
+  pickler.stop();
+  try {
+    caffe2::serialize::PyTorchStreamWriter writer(path.string());
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    const std::vector<at::Tensor>& tensors = pickler.tensorData();
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      torch::jit::WriteableTensorData data = torch::jit::getWriteableTensorData(tensors[i]);
+      writer.writeRecord(fmt::format("data/{}", i), data.data(), data.sizeInBytes());
+    }
+    writer.writeEndOfFile();
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("cannot write weights to '{}': {}", path.string(), e.what_without_backtrace()));
+  }
+}
+
+}  // namespace nas

@@ -1,0 +1,241 @@
+// Running a resolved pipeline.
+#include "nas/pipeline.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
+
+#include "cluster.hpp"
+#include "nas/loader.hpp"
+#include "stages/evaluator_process.hpp"
+
+namespace fs = std::filesystem;
+
+namespace nas {
+namespace {
+
+std::string utc_timestamp() {
+  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
+  return text;
+}
+
+}  // namespace
+
+fs::path make_run_dir(const Experiment& experiment, const std::optional<fs::path>& requested) {
+  std::error_code ec;
+  if (requested) {
+    if (fs::exists(*requested) && !fs::is_empty(*requested, ec))
+      throw UsageError(fmt::format("run directory '{}' already exists and is not empty; a run never overwrites another",
+                                   requested->string()));
+    fs::create_directories(*requested, ec);
+    if (ec) throw Error(fmt::format("cannot create run directory '{}': {}", requested->string(), ec.message()));
+    return *requested;
+  }
+  fs::path parent = fs::path(experiment.output_dir) / experiment.name;
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(fmt::format("cannot create '{}': {}", parent.string(), ec.message()));
+  std::string stamp = utc_timestamp();
+  // create_directory is atomic: of two runs started in the same second, each gets its own folder.
+  for (int suffix = 0;; ++suffix) {
+    fs::path dir = parent / (suffix == 0 ? stamp : fmt::format("{}-{}", stamp, suffix));
+    if (fs::create_directory(dir, ec)) return dir;
+    if (ec) throw Error(fmt::format("cannot create run directory '{}': {}", dir.string(), ec.message()));
+  }
+}
+
+std::string plan_text(const PipelineConfig& config) {
+  std::string text = fmt::format("plan for '{}' (seed {}):\n", config.experiment.name, config.experiment.seed);
+  int index = 1;
+  for (const StageConfig& stage : config.stages) {
+    text += fmt::format("  {}. {}: {}\n", index++, stage.def->name, stage.def->doc);
+    for (const Slot& slot : stage.def->slots)
+      for (const PluginChoice& choice : stage.slots.at(slot.name))
+        text += fmt::format("       {}: {} {} ({})\n", slot.name, choice.entry->key, choice.entry->plugin->version,
+                            choice.entry->plugin->file.string());
+  }
+  return text;
+}
+
+std::int64_t launcher_rank() { return World::from_environment().rank; }
+
+namespace {
+
+// Starts worker ranks 1..nproc on this machine, each `nas-host run --resume RUN_DIR` with the
+// launcher's variables.
+std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& options, const fs::path& run_dir) {
+  if (options.executable.empty()) throw Error("run: cannot start worker processes without the nas-host executable");
+  std::vector<pid_t> pids;
+  for (std::int64_t rank = 1; rank <= options.nproc; ++rank) {
+    std::vector<std::string> args{"nas-host", "run"};
+    args.insert(args.end(), options.child_args.begin(), options.child_args.end());
+    args.insert(args.end(), {"--resume", run_dir.string()});
+    pid_t pid = fork();
+    if (pid < 0) throw Error(fmt::format("cannot start worker {}: fork failed", rank));
+    if (pid == 0) {
+      setenv("RANK", std::to_string(rank).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(options.nproc + 1).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(rank - 1).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(options.nproc).c_str(), 1);
+      setenv("MASTER_ADDR", cluster.world().master_addr.c_str(), 1);
+      setenv("MASTER_PORT", std::to_string(cluster.port()).c_str(), 1);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(options.executable.c_str(), argv.data());
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  return pids;
+}
+
+// Threads for a worker: the machine's cores split among the workers on it.
+int worker_threads(const PipelineConfig& config) {
+  if (config.experiment.threads > 0) return static_cast<int>(config.experiment.threads);
+  const char* local = std::getenv("LOCAL_WORLD_SIZE");
+  const int workers = std::max(1, local ? std::atoi(local) : 1);
+  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / workers);
+}
+
+// A GPU of its own for each process (LOCAL_RANK), or a share of one when the config says so.
+c10::Device pick_device(std::int64_t local_rank, const Experiment& experiment) {
+  if (!torch::cuda::is_available()) return c10::Device(c10::kCPU);
+  const std::int64_t gpu = local_rank / experiment.processes_per_gpu;
+  const auto gpus = static_cast<std::int64_t>(torch::cuda::device_count());
+  if (gpu >= gpus)
+    throw UsageError(fmt::format("LOCAL_RANK {} would use GPU {}, but this machine has {}; to share GPUs, set "
+                                 "experiment.processes_per_gpu to {} or more", local_rank, gpu, gpus,
+                                 (local_rank + gpus) / gpus));
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu));
+}
+
+constexpr std::chrono::seconds kStoreTimeout{300};  // connecting, and a worker waiting for rank 0
+
+// How this process starts evaluator processes; none without the executable.
+std::optional<EvaluatorProcesses> evaluator_processes(const RunOptions& options, const fs::path& run_dir,
+                                                      const fs::path& log_file, int threads) {
+  if (options.executable.empty()) return std::nullopt;
+  return EvaluatorProcesses{options.executable, options.child_args, fs::absolute(run_dir), fs::absolute(log_file), threads};
+}
+
+}  // namespace
+
+void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const fs::path& run_dir,
+                  const RunOptions& options) {
+  if (!options.resumed) {
+    std::ofstream out(run_dir / "config.yaml");
+    out << config.resolved_yaml;
+    if (!out) throw Error(fmt::format("cannot write '{}'", (run_dir / "config.yaml").string()));
+  }
+  log.tee_to(run_dir / "log.txt");
+  World world = World::from_environment();
+  if (options.nproc > 0) {
+    if (world.size > 1) throw UsageError("run: --nproc starts workers itself; do not combine it with torchrun or SLURM");
+    world = World{0, options.nproc + 1, 0, "127.0.0.1", 0, false, "nas-host"};  // loopback only, a free port
+  }
+  std::optional<Cluster> cluster;
+  std::vector<pid_t> workers;
+  if (world.size > 1) {
+    cluster.emplace(world, kStoreTimeout);
+    cluster->store().set("run_dir", fmt::format("{}", fs::absolute(run_dir).string()));
+    if (options.nproc > 0) workers = start_workers(*cluster, options, run_dir);
+    log.info("{} processes ({}): this one coordinates, store on {}:{}", world.size, world.launcher, world.master_addr,
+             cluster->port());
+  }
+  int threads = config.experiment.threads > 0 ? static_cast<int>(config.experiment.threads)
+                                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);  // LibTorch may start with one thread on some machines
+  c10::Device device = pick_device(world.local_rank, config.experiment);
+  log.info("{} '{}' in {} ({} threads, device {})", options.resumed ? "resuming run" : "run", config.experiment.name,
+           run_dir.string(), threads, device.str());
+
+  const auto processes = evaluator_processes(options, run_dir, run_dir / "log.txt", threads);
+  StageContext context{{.log = log, .seed = static_cast<std::uint64_t>(config.experiment.seed), .run_dir = run_dir,
+                        .device = device, .registry = &registry},
+                       cluster ? &*cluster : nullptr,
+                       processes ? &*processes : nullptr};
+  for (const StageConfig& stage : config.stages) {
+    auto start = std::chrono::steady_clock::now();
+    log.info("stage '{}' started", stage.def->name);
+    stage.def->run(stage, registry, context);
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    log.info("stage '{}' done in {:.1f} s", stage.def->name, took.count());
+  }
+  if (cluster && workers.empty()) {
+    // Under torchrun's agent or SLURM, this process may serve the store: it stays until every worker
+    // has left (a worker that died is waited for a minute at most).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (cluster->store().add("left", 0) < world.size - 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (pid_t pid : workers) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
+    else if (WEXITSTATUS(status) != 0) log.warn("worker process {} exited with status {}", pid, WEXITSTATUS(status));
+  }
+  log.info("run finished; outputs in {}", run_dir.string());
+}
+
+void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const RunOptions& options) {
+  const World world = World::from_environment();
+  Cluster cluster(world, kStoreTimeout);
+  const fs::path run_dir = cluster.store().get_to_str("run_dir");  // waits for rank 0
+  const fs::path log_file = run_dir / fmt::format("worker-{}.log", world.rank);
+  log.tee_to(log_file);
+  const int threads = worker_threads(config);
+  at::set_num_threads(threads);
+  const c10::Device device = pick_device(world.local_rank, config.experiment);
+  log.info("worker rank {} of {} ({}) in {} ({} threads, device {})", world.rank, world.size, world.launcher,
+           run_dir.string(), threads, device.str());
+  const auto processes = evaluator_processes(options, run_dir, log_file, threads);
+  StageContext context{{.log = log, .seed = static_cast<std::uint64_t>(config.experiment.seed), .run_dir = run_dir,
+                        .device = device, .registry = &registry},
+                       &cluster,
+                       processes ? &*processes : nullptr};
+  for (const StageConfig& stage : config.stages)
+    if (stage.def->serve) stage.def->serve(stage, registry, context);
+  cluster.store().add("left", 1);
+}
+
+int serve_evaluator_process(const fs::path& run_dir, const std::string& stage_name, const std::vector<fs::path>& plugin_dirs,
+                            bool default_plugins, int threads, Logger& log, int fd) {
+  ParentChannel parent(fd);
+  try {
+    const fs::path file = run_dir / "config.yaml";
+    ConfigDocument doc = ConfigDocument::load(file, {});
+    std::vector<fs::path> dirs = plugin_dirs;
+    for (const fs::path& dir : doc.plugin_paths()) dirs.push_back(dir);
+    Registry registry;
+    load_plugins(registry, plugin_search_path(dirs, default_plugins, log));
+    const PipelineConfig config = resolve(doc, registry);
+    const auto stage = std::find_if(config.stages.begin(), config.stages.end(),
+                                    [&](const StageConfig& s) { return s.def->name == stage_name; });
+    if (stage == config.stages.end() || !stage->def->evaluator)
+      throw UsageError(fmt::format("evaluator: '{}' has no stage '{}' that evaluates architectures", file.string(), stage_name));
+    at::set_num_threads(threads);
+    const StageContext context{{.log = log, .seed = static_cast<std::uint64_t>(config.experiment.seed), .run_dir = run_dir,
+                                .device = pick_device(World::from_environment().local_rank, config.experiment),
+                                .registry = &registry}};
+    const std::unique_ptr<Evaluator> evaluator = stage->def->evaluator(*stage, registry, context);
+    parent.serve(*evaluator);
+    return 0;
+  } catch (...) {
+    return parent.fail(std::current_exception());
+  }
+}
+
+}  // namespace nas

@@ -1,0 +1,474 @@
+// Stage "search": the controller proposes architectures in rounds, the evaluator turns each into a
+// reward, the store records every step; none reaches into another (the controller sees decisions and
+// rewards, the evaluator candidates, the store rows). Outputs: search.sqlite, top/<rank>.genotype,
+// search.json.
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "nas/controller.hpp"
+#include "nas/evaluator.hpp"
+#include "nas/log.hpp"
+#include "nas/space.hpp"
+#include "nas/genotype_file.hpp"
+#include "nas/store.hpp"
+#include "cluster.hpp"
+#include "work_queue/work_queue.hpp"
+#include "stages/evaluator_process.hpp"
+#include "stages/stages.hpp"
+
+namespace fs = std::filesystem;
+
+namespace nas::stages {
+namespace {
+
+std::string duration_text(double seconds) {
+  auto s = static_cast<std::int64_t>(std::max(0.0, seconds));
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+constexpr double kMeaningfulEvaluation = 0.01;  // seconds per evaluation
+
+struct Budget {
+  std::int64_t evaluations = 0;
+  double wall_time = 0;      // seconds; 0: none
+  double target_reward = 0;  // 0: none
+};
+
+/// The search's running state: what the store holds, summarized for progress and stopping.
+class Progress {
+ public:
+  Progress(Logger& log, Budget budget, double seconds_before)
+      : log_(log), budget_(budget), seconds_before_(seconds_before), start_(std::chrono::steady_clock::now()) {}
+
+  void proposed(std::int64_t count) { proposed_ += count; }
+  /// A row that is no longer pending; `now`: by this process (for the rate).
+  void finished(const StoredEvaluation& e, bool now) {
+    ++finished_;
+    if (now) ++finished_now_;
+    if (e.reward && (!best_ || *e.reward > *best_->reward)) best_ = e;
+  }
+
+  double seconds() const {
+    return seconds_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  std::int64_t proposed_count() const { return proposed_; }
+  std::int64_t finished_count() const { return finished_; }
+  const std::optional<StoredEvaluation>& best() const { return best_; }
+
+  /// Why the search must stop now, or empty.
+  std::string stop_reason(bool before_proposing) const {
+    if (best_ && budget_.target_reward > 0 && *best_->reward >= budget_.target_reward)
+      return fmt::format("reward {:.4f} reached the target {}", *best_->reward, budget_.target_reward);
+    if (budget_.wall_time > 0 && seconds() >= budget_.wall_time)
+      return fmt::format("wall time {} used", duration_text(budget_.wall_time));
+    if (before_proposing && proposed_ >= budget_.evaluations)
+      return fmt::format("{} evaluations done", budget_.evaluations);
+    return {};
+  }
+
+  void report(const StoredEvaluation& e, double took) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = finished_now_ / std::max(elapsed, 1e-9);  // per second, this process
+    std::string best = best_ ? fmt::format("{:.4f} (#{})", *best_->reward, best_->index) : "none";
+    std::string result = e.reward ? fmt::format("{:.4f}", *e.reward) : "failed";
+    if (e.status == EvaluationStatus::reused) result += fmt::format(" (reused #{})", *e.reused_from);
+    if (e.status == EvaluationStatus::failed) log_.warn("#{} failed: {}", e.index, e.failure);
+    std::string line = fmt::format("search: {}/{} · #{} {} · best {} · {:.1f}/min · ETA {}", finished_, budget_.evaluations,
+                                   e.index, result, best, 60 * rate,
+                                   rate > 0 ? duration_text((budget_.evaluations - finished_) / rate) : "?");
+    if (took >= 1.0)
+      log_.info("{} ({})", line, duration_text(took));  // slow evaluations: one line each, kept
+    else
+      log_.progress(line);
+  }
+
+ private:
+  Logger& log_;
+  Budget budget_;
+  double seconds_before_;
+  std::chrono::steady_clock::time_point start_;
+  std::int64_t proposed_ = 0, finished_ = 0, finished_now_ = 0;
+  std::optional<StoredEvaluation> best_;
+};
+
+std::function<double(double)> reward_transform(const std::string& name) {
+  if (name == "cube") return [](double r) { return r * r * r; };
+  return [](double r) { return r; };
+}
+
+/// Writes top/<rank>.genotype and search.json, and logs the table.
+void summarize(const SearchStore& store, const Space& space, const PluginChoice& space_choice, std::int64_t top_k,
+               const std::string& why,
+               const StageContext& context) {
+  const std::vector<StoredEvaluation> rows = store.evaluations();
+  std::map<EvaluationStatus, std::int64_t> counts;
+  for (const StoredEvaluation& e : rows) ++counts[e.status];
+  const fs::path top_dir = context.run_dir / "top";
+  auto [table, top] = write_ranked(store.best(top_k), space, space_choice, top_dir, context.run_dir.string());
+  nlohmann::ordered_json summary{{"stopped", why},
+                                 {"evaluated", counts[EvaluationStatus::ok] + counts[EvaluationStatus::failed]},
+                                 {"reused", counts[EvaluationStatus::reused]},
+                                 {"failed", counts[EvaluationStatus::failed]},
+                                 {"cancelled", counts[EvaluationStatus::cancelled]},
+                                 {"top", top}};
+  std::ofstream(context.run_dir / "search.json") << summary.dump(2) << "\n";
+  context.log.info("search stopped: {}; {} evaluated ({} failed), {} repeats reused; best cells in {}:\n{}", why,
+                   summary["evaluated"].get<std::int64_t>(), counts[EvaluationStatus::failed],
+                   counts[EvaluationStatus::reused], top_dir.string(), table);
+}
+
+struct Settings {
+  Budget budget;
+  std::int64_t batch = 20;
+  bool asynchronous = true;
+  std::int64_t depth = 1;  // asynchronous: proposals unfinished at once
+  bool reuse = true;
+  std::function<double(double)> transform;
+  std::string space_key, controller_key;
+};
+
+/// The loop: the controller proposes, the dispatch evaluates, the controller observes.
+/// Synchronous: rounds of `batch` proposals, observed together in proposal order once all are done
+/// (the same architectures whatever the number of workers). Asynchronous: `depth` proposals
+/// unfinished at once; each result is observed as it arrives and a new proposal takes its place, so
+/// no worker waits for a straggler (the controller decides when it learns, e.g. PPO every 20
+/// results). The store records every proposal and observation with the controller's step (its
+/// count of observe() calls), which lets a resumed search replay them from the latest snapshot.
+class Search {
+ public:
+  Search(Settings settings, const Space& space, Controller& controller, Dispatch& dispatch, SearchStore& store,
+         const StageContext& context)
+      : s_(std::move(settings)), space_(space), controller_(controller), dispatch_(dispatch), store_(store),
+        context_(context),
+        progress_(context.log, s_.budget, std::stod(store.meta("seconds").value_or("0"))) {
+    if (auto snapshot = store_.latest_snapshot()) {
+      controller_.load_state(snapshot->state);
+      step_ = snapshot->round;
+    }
+    history_ = store_.evaluations();
+    for (const StoredEvaluation& e : history_) {
+      if (e.status == EvaluationStatus::cancelled) continue;
+      progress_.proposed(1);
+      if (e.status != EvaluationStatus::pending) progress_.finished(e, false);
+    }
+    next_index_ = history_.empty() ? 0 : history_.back().index + 1;
+    replay();
+  }
+
+  bool resumed() const { return !history_.empty(); }
+  std::int64_t step() const { return step_; }
+  const Progress& progress() const { return progress_; }
+
+  /// Runs until a budget stops the search; returns why it stopped.
+  std::string run() {
+    const auto run_start = std::chrono::steady_clock::now();
+    for (const StoredEvaluation& e : std::exchange(history_, {})) {  // what the interruption left unfinished
+      if (e.status == EvaluationStatus::pending) start(e);
+      else if (e.status != EvaluationStatus::cancelled && !e.observed) ready_.push_back(e);
+    }
+    std::string why;
+    for (;;) {
+      if (!(why = progress_.stop_reason(false)).empty()) {  // wall time or target reward: stop now
+        if (unfinished_ > 0) dispatch_.cancel();
+        store_.cancel_pending();
+        break;
+      }
+      if (observable()) {
+        observe();
+        continue;
+      }
+      if (const std::int64_t count = std::min(room(), s_.budget.evaluations - progress_.proposed_count()); count > 0) {
+        propose(count);
+        continue;
+      }
+      if (unfinished_ == 0) {
+        why = progress_.stop_reason(true);
+        break;
+      }
+      wait_for_result();
+    }
+    const double overhead = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() - waited_;
+    if (evaluated_now_ > 0) {
+      const double per_evaluation = evaluating_ / static_cast<double>(evaluated_now_);
+      // A ratio to evaluation time says something only when evaluations take time (not table lookups).
+      context_.log.info("search overhead (controller, store, dispatch): {:.2f} ms per evaluation{}",
+                        1e3 * overhead / static_cast<double>(evaluated_now_),
+                        per_evaluation >= kMeaningfulEvaluation
+                            ? fmt::format(", {:.3f}% of evaluation time", 100 * overhead / evaluating_)
+                            : fmt::format(" (evaluations took {:.3f} ms each)", 1e3 * per_evaluation));
+    }
+    return why;
+  }
+
+ private:
+  // How many proposals may be made now.
+  std::int64_t room() const {
+    if (s_.asynchronous) return s_.depth - unfinished_;
+    return unfinished_ == 0 && ready_.empty() ? s_.batch : 0;
+  }
+  bool observable() const { return !ready_.empty() && (s_.asynchronous || unfinished_ == 0); }
+
+  // The controller's proposals, decoded, hashed, stored as pending rows and started.
+  void propose(std::int64_t count) {
+    std::vector<Proposal> proposals = checked_proposals(count);
+    std::vector<StoredEvaluation> rows;
+    for (Proposal& proposal : proposals) {
+      StoredEvaluation e;
+      e.index = next_index_++;
+      e.round = step_;
+      e.space = s_.space_key;
+      try {
+        e.genotype = space_.decode(proposal.decisions);
+      } catch (const UsageError& error) {
+        throw Error(fmt::format("{} proposed an invalid architecture: {}", s_.controller_key, error.what()));
+      }
+      e.hash = architecture_hash(space_, e.genotype);
+      e.decisions = std::move(proposal.decisions);
+      e.memo = std::move(proposal.memo);
+      e.proposed_at = now_seconds();
+      rows.push_back(std::move(e));
+    }
+    store_.add_proposals(rows);
+    progress_.proposed(count);
+    for (const StoredEvaluation& e : rows) start(e);
+  }
+
+  // Resuming: the restored controller makes again the proposals and observations stored after its
+  // snapshot, which brings its state (generator included) where the uninterrupted run's was; the
+  // stored rows stay what they were.
+  void replay() {
+    std::map<std::int64_t, std::vector<const StoredEvaluation*>> proposed, observed;  // by step
+    for (const StoredEvaluation& e : history_) {
+      if (e.round >= step_) proposed[e.round].push_back(&e);
+      if (e.observed && *e.observed > step_) observed[*e.observed].push_back(&e);
+    }
+    bool warned = false;
+    for (;; ++step_) {
+      if (auto p = proposed.find(step_); p != proposed.end()) {
+        std::vector<Proposal> again = checked_proposals(static_cast<std::int64_t>(p->second.size()));
+        for (std::size_t i = 0; i < again.size() && !warned; ++i)
+          if (again[i].decisions != p->second[i]->decisions) {
+            context_.log.warn("resume: {} proposes differently than before the interruption (is it deterministic?); "
+                              "the search continues with the stored proposals", s_.controller_key);
+            warned = true;
+          }
+      }
+      auto o = observed.find(step_ + 1);
+      if (o == observed.end()) break;
+      controller_.observe(outcomes(o->second));
+    }
+  }
+
+  std::vector<Proposal> checked_proposals(std::int64_t count) {
+    std::vector<Proposal> proposals = controller_.propose(count);
+    if (static_cast<std::int64_t>(proposals.size()) != count)
+      throw Error(fmt::format("{} proposed {} architectures, asked for {}", s_.controller_key, proposals.size(), count));
+    return proposals;
+  }
+
+  // A pending row: reuses the stored result of the same architecture, waits for the same
+  // architecture already dispatched, or is dispatched.
+  void start(const StoredEvaluation& e) {
+    ++unfinished_;
+    if (s_.reuse) {
+      if (auto earlier = store_.first_evaluated(e.hash)) return reuse(e.index, earlier->index);
+      if (auto [repeats, first] = waiting_.try_emplace(e.hash); !first) return repeats->second.push_back(e.index);
+    }
+    dispatch_.submit(Candidate{e.index, e.decisions, e.genotype, e.hash});
+  }
+
+  void wait_for_result() {
+    const auto wait_start = std::chrono::steady_clock::now();
+    Finished f = dispatch_.next();
+    waited_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
+    evaluating_ += f.finished - f.started;
+    store_.record_result(f.index, f.evaluation, f.worker, f.started, f.finished);
+    finished(f.index, f.finished - f.started);
+  }
+
+  void reuse(std::int64_t index, std::int64_t from) {
+    store_.record_reuse(index, from, now_seconds());
+    finished(index, 0);
+  }
+
+  // A row just finished: read back as stored, counted, reported, ready for the controller; the
+  // repeats that waited for it reuse it.
+  void finished(std::int64_t index, double took) {
+    StoredEvaluation e = store_.evaluation(index);
+    --unfinished_;
+    progress_.finished(e, true);
+    ++evaluated_now_;
+    store_.set_meta("seconds", fmt::format("{}", progress_.seconds()));
+    progress_.report(e, took);
+    auto repeats = waiting_.find(e.hash);
+    ready_.push_back(std::move(e));
+    if (repeats == waiting_.end()) return;
+    const std::vector<std::int64_t> waiting = std::move(repeats->second);
+    waiting_.erase(repeats);
+    for (std::int64_t repeat : waiting) reuse(repeat, index);
+  }
+
+  // The controller learns from the oldest result (asynchronous) or the whole round in proposal order
+  // (synchronous); a snapshot of its state follows every `batch` results.
+  void observe() {
+    std::vector<StoredEvaluation> rows;
+    if (s_.asynchronous) {
+      rows.push_back(std::move(ready_.front()));
+      ready_.pop_front();
+    } else {
+      rows.assign(std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.end()));
+      ready_.clear();
+      std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+    }
+    std::vector<const StoredEvaluation*> observed;
+    std::vector<std::int64_t> indices;
+    for (const StoredEvaluation& e : rows) {
+      observed.push_back(&e);
+      indices.push_back(e.index);
+    }
+    controller_.observe(outcomes(observed));
+    store_.record_observed(indices, ++step_);
+    if ((observed_since_snapshot_ += static_cast<std::int64_t>(rows.size())) >= s_.batch) {
+      store_.save_snapshot({step_, controller_.save_state()});
+      observed_since_snapshot_ = 0;
+    }
+  }
+
+  std::vector<Outcome> outcomes(const std::vector<const StoredEvaluation*>& rows) const {
+    std::vector<Outcome> list;
+    for (const StoredEvaluation* e : rows) {
+      Outcome o{Proposal{e->decisions, e->memo}, std::nullopt, e->failure};
+      if (e->reward) o.reward = s_.transform(*e->reward);
+      list.push_back(std::move(o));
+    }
+    return list;
+  }
+
+  Settings s_;
+  const Space& space_;
+  Controller& controller_;
+  Dispatch& dispatch_;
+  SearchStore& store_;
+  const StageContext& context_;
+  Progress progress_;
+  std::vector<StoredEvaluation> history_;  // the store when the search started, until run() takes it up
+  std::deque<StoredEvaluation> ready_;     // finished, not yet observed
+  std::map<std::string, std::vector<std::int64_t>> waiting_;  // hash dispatched -> rows waiting for its result
+  std::int64_t step_ = 0, next_index_ = 0, unfinished_ = 0, observed_since_snapshot_ = 0, evaluated_now_ = 0;
+  double waited_ = 0, evaluating_ = 0;  // seconds, this process
+};
+
+void run(const StageConfig& stage, const Registry& registry, const StageContext& context) {
+  const Params& p = stage.params;
+  const PluginChoice& space_choice = *stage.one("space");
+  const PluginChoice& controller_choice = *stage.one("controller");
+  const PluginChoice& evaluator_choice = *stage.one("evaluator");
+  std::shared_ptr<const Space> space = make_space(stage, registry, context);
+  const std::vector<Decision> decisions = space->decisions();
+  auto controller = registry.create<Controller>(controller_choice.entry->name, controller_choice.params, context, {decisions});
+
+  // Workers evaluate when the run has them; this process only coordinates then.
+  const std::int64_t workers = context.cluster ? context.cluster->world().size - 1 : 0;
+  auto dispatch = make_dispatch(context.cluster, context.log, "search", p.get<double>("heartbeat_timeout"),
+                                [&] { return stage_evaluator(stage, registry, context); });
+
+  Settings settings{{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")},
+                    p.get<std::int64_t>("batch"),
+                    p.get<std::string>("schedule") == "async",
+                    workers > 0 ? workers + p.get<std::int64_t>("queue_ahead") : 1,
+                    p.get<std::string>("repeats") == "reuse",
+                    reward_transform(p.get<std::string>("reward_transform")),
+                    space_choice.entry->key,
+                    controller_choice.entry->key};
+  const std::string schedule = settings.asynchronous
+                                   ? fmt::format("asynchronous, {} in flight", settings.depth)
+                                   : fmt::format("synchronous rounds of {}", settings.batch);
+  const Budget budget = settings.budget;
+  SearchStore store(context.run_dir / "search.sqlite");
+  Search search(std::move(settings), *space, *controller, *dispatch, store, context);
+  context.log.info("search: {} ({} decisions), {}, {}{}, {}; budget {} evaluations{}{}{}", space_choice.entry->key,
+                   decisions.size(), controller_choice.entry->key, evaluator_choice.entry->key,
+                   workers > 0 ? fmt::format(" on {} workers", workers) : "", schedule, budget.evaluations,
+                   budget.wall_time > 0 ? fmt::format(", {}", duration_text(budget.wall_time)) : "",
+                   budget.target_reward > 0 ? fmt::format(", target reward {}", budget.target_reward) : "",
+                   search.resumed() ? fmt::format("; resuming at controller step {} with {} evaluations stored",
+                                                  search.step(), search.progress().finished_count())
+                                    : "");
+  const std::string why = search.run();
+  summarize(store, *space, *stage.one("space"), p.get<std::int64_t>("top_k"), why, context);
+}
+
+// A worker's part: evaluate what the coordinator queues until it says the search is over.
+void serve_search(const StageConfig& stage, const Registry& registry, const StageContext& context) {
+  auto evaluator = stage_evaluator(stage, registry, context);
+  serve(*context.cluster, "search", *evaluator, context.log);
+}
+
+std::unique_ptr<Evaluator> search_evaluator(const StageConfig& stage, const Registry& registry, const StageContext& context) {
+  return make_evaluator(stage, registry, context, make_space(stage, registry, context));
+}
+
+}  // namespace
+
+std::pair<std::string, nlohmann::ordered_json> write_ranked(const std::vector<StoredEvaluation>& ranked, const Space& space,
+                                                            const PluginChoice& space_choice, const fs::path& dir,
+                                                            const std::string& source) {
+  fs::create_directories(dir);
+  std::string table = fmt::format("{:>4}  {:>6}  {:>8}  {:>8}  {:>9}  {}\n", "rank", "eval", "reward", "final", "params", "hash");
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    const StoredEvaluation& e = ranked[i];
+    const fs::path file = dir / fmt::format("{}.genotype", i + 1);
+    std::ofstream(file) << fmt::format("# rank {} of {}: reward {:.6f}, evaluation #{}, hash {}\n", i + 1, source,
+                                       *e.reward, e.index, e.hash)
+                        << space_comment(space_choice) << space.canonical(e.genotype, file.string());
+    auto params = e.metrics.find("params");
+    table += fmt::format("{:>4}  {:>6}  {:>8.4f}  {:>8}  {:>9}  {}\n", i + 1, fmt::format("#{}", e.index), *e.reward,
+                         e.final_score ? fmt::format("{:.4f}", *e.final_score) : "-",
+                         params != e.metrics.end() ? fmt::format("{:.3f}M", params->second / 1e6) : "-", e.hash);
+    list.push_back({{"rank", i + 1}, {"index", e.index}, {"hash", e.hash}, {"reward", *e.reward},
+                    {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
+                    {"metrics", e.metrics}, {"file", file.string()}});
+  }
+  return {table, list};
+}
+
+StageDef search() {
+  using namespace param;
+  Schema schema{integer("evaluations", 100).at_least(1).help("budget: architectures to propose (repeats included)"),
+       number("wall_time", 0.0).at_least(0).help("budget: seconds (across resumes); 0: none"),
+       number("target_reward", 0.0).help("stop once a reward reaches this; 0: never"),
+       choice("schedule", {"async", "sync"}, "async")
+           .help("async: each result is observed as it arrives and replaced by a new proposal (workers never wait); "
+                 "sync: rounds of `batch`, observed in proposal order (the same architectures for any number of workers)"),
+       integer("batch", 20).range(1, 100000).help("sync: proposals per round; both: results between controller snapshots"),
+       integer("queue_ahead", 1).range(0, 100000).help("async with workers: proposals queued beyond one per worker"),
+       choice("reward_transform", {"identity", "cube"}, "identity").help("what the controller learns from: reward or reward^3"),
+       choice("repeats", {"reuse", "evaluate"}, "reuse").help("an architecture evaluated before: reuse its result, or evaluate it again"),
+       integer("top_k", 5).range(1, 10000).help("best distinct architectures written to top/"),
+       number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's evaluation goes to another")};
+  for (ParamSpec& spec : isolation_params()) schema.push_back(std::move(spec));
+  return StageDef{
+      "search",
+      "searches a space: a controller proposes architectures, an evaluator rewards them, a store records it all",
+      std::move(schema),
+      {Slot{"space", "space", true, false, "the search space"},
+       Slot{"controller", "controller", true, false, "proposes architectures"},
+       Slot{"evaluator", "evaluator", true, false, "rewards them"},
+       Slot{"dataset", "dataset", false, false, "the data evaluators train on (evaluator/train)"},
+       Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"}},
+      run,
+      serve_search,
+      search_evaluator,
+  };
+}
+
+}  // namespace nas::stages

@@ -1,0 +1,61 @@
+// Kind "controller": proposes architectures as vectors of categorical decisions and learns from
+// their rewards. Controllers know nothing of cells; a search space turns decisions into networks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "nas/api.hpp"
+#include "nas/kinds.hpp"
+
+namespace nas {
+
+/// One categorical decision: pick one of `choices` options (0 .. choices-1).
+struct Decision {
+  std::string name;
+  std::int64_t choices = 0;
+};
+
+struct Proposal {
+  std::vector<std::int64_t> decisions;  ///< one index per Decision
+  std::string memo;  ///< opaque to everyone but the controller, handed back with the result
+};
+
+struct Outcome {
+  Proposal proposal;
+  std::optional<double> reward;  ///< empty: the evaluation failed
+  std::string failure;           ///< why, when it failed
+};
+
+class NAS_API Controller {
+ public:
+  virtual ~Controller();
+  virtual std::vector<Proposal> propose(std::int64_t count) = 0;
+  virtual void observe(const std::vector<Outcome>& outcomes) = 0;
+  /// The full state (weights, optimizer, baseline, RNG) as bytes, and back.
+  virtual std::string save_state() const = 0;
+  virtual void load_state(const std::string& state) = 0;
+};
+
+struct ControllerArgs {
+  std::vector<Decision> decisions;
+};
+
+template <>
+struct KindOf<Controller> {
+  static constexpr std::string_view name = "controller";
+  using Args = ControllerArgs;
+  using Ptr = std::unique_ptr<Controller>;
+};
+
+/// Every decision uniform over its choices.
+NAS_API std::vector<std::int64_t> sample_decisions(const std::vector<Decision>& decisions, std::mt19937_64& rng);
+/// One decision, chosen uniformly among those with more than one choice, set to another value.
+NAS_API std::vector<std::int64_t> mutate_decisions(const std::vector<Decision>& decisions,
+                                                   std::vector<std::int64_t> values, std::mt19937_64& rng);
+
+}  // namespace nas

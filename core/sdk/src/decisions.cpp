@@ -1,0 +1,31 @@
+// Helpers for controllers over decision vectors (nas/controller.hpp).
+#include <fmt/format.h>
+
+#include "nas/controller.hpp"
+#include "nas/error.hpp"
+
+namespace nas {
+
+std::vector<std::int64_t> sample_decisions(const std::vector<Decision>& decisions, std::mt19937_64& rng) {
+  std::vector<std::int64_t> values;
+  values.reserve(decisions.size());
+  for (const Decision& d : decisions) values.push_back(std::uniform_int_distribution<std::int64_t>(0, d.choices - 1)(rng));
+  return values;
+}
+
+std::vector<std::int64_t> mutate_decisions(const std::vector<Decision>& decisions, std::vector<std::int64_t> values,
+                                           std::mt19937_64& rng) {
+  if (values.size() != decisions.size())
+    throw Error(fmt::format("mutate: {} values for {} decisions", values.size(), decisions.size()));
+  std::vector<std::size_t> mutable_positions;
+  for (std::size_t i = 0; i < decisions.size(); ++i)
+    if (decisions[i].choices > 1) mutable_positions.push_back(i);
+  if (mutable_positions.empty()) return values;
+  std::size_t at = mutable_positions[std::uniform_int_distribution<std::size_t>(0, mutable_positions.size() - 1)(rng)];
+  // Another value, uniform among the other choices.
+  std::int64_t other = std::uniform_int_distribution<std::int64_t>(0, decisions[at].choices - 2)(rng);
+  values[at] = other >= values[at] ? other + 1 : other;
+  return values;
+}
+
+}  // namespace nas

@@ -1,0 +1,63 @@
+// Search-space helpers every space shares: hashing, sampling and mutating decision vectors.
+#include "nas/space.hpp"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "nas/error.hpp"
+
+namespace nas {
+
+Network::~Network() = default;
+DropPathCells::~DropPathCells() = default;
+DropPathCells* Network::drop_path_cells() { return nullptr; }
+std::int64_t Network::aux_head_parameters() const { return 0; }
+Space::~Space() = default;
+
+at::Tensor drop_path(const at::Tensor& x, double keep) {
+  std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  at::Tensor mask = at::empty(shape, x.options()).bernoulli_(keep);
+  return x * mask / keep;
+}
+
+namespace {
+
+struct ConcatChannels : torch::autograd::Function<ConcatChannels> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList xs) {
+    std::vector<std::int64_t> widths, formats;
+    for (const at::Tensor& x : xs) {
+      widths.push_back(x.size(1));
+      formats.push_back(static_cast<std::int64_t>(x.suggest_memory_format()));
+    }
+    ctx->saved_data["widths"] = widths;
+    ctx->saved_data["formats"] = formats;
+    return at::cat(xs, 1);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const std::vector<std::int64_t> widths = ctx->saved_data["widths"].toIntVector();
+    const std::vector<std::int64_t> formats = ctx->saved_data["formats"].toIntVector();
+    torch::autograd::variable_list parts = grad[0].split_with_sizes(widths, 1);
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      parts[i] = parts[i].contiguous(static_cast<at::MemoryFormat>(formats[i]));
+    return parts;
+  }
+};
+
+}  // namespace
+
+at::Tensor concat_channels(at::TensorList xs) { return ConcatChannels::apply(xs); }
+
+std::string architecture_hash(const Space& space, const std::string& genotype) {
+  // FNV-1a: stable across platforms and runs (std::hash is not), and enough for dedup in a store.
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : space.canonical(genotype, "<genotype>")) {
+    hash ^= c;
+    hash *= 0x100000001b3ULL;
+  }
+  return fmt::format("{:016x}", hash);
+}
+
+}  // namespace nas
