@@ -214,4 +214,59 @@ TEST_F(CliTest, GenotypeConvertsToDartsAndBack) {
   EXPECT_THAT(original.output, HasSubstr("# hash "));
 }
 
+// A run started with --plugin-path resumes without it: config.yaml records the folder.
+TEST_F(CliTest, TheCommandLinesPluginPathIsRecordedForResume) {
+  const fs::path plugin_dir = fs::path(NAS_TEST_PLUGIN_ROOT) / "example_op";
+  Result r = host(fmt::format("run '{}' --run-dir out --plugin-path '{}'", small(), plugin_dir.string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(nas::test::read_text(dir_ / "out" / "config.yaml"),
+              HasSubstr(fs::absolute(plugin_dir).lexically_normal().string()));
+  Result resumed = host("run --resume out -v");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("plugin search path, in order: " + fs::absolute(plugin_dir).lexically_normal().string()));
+}
+
+TEST_F(CliTest, LogLevelShowsDebugLinesAndRejectsUnknownLevels) {
+  Result quiet = host(fmt::format("run '{}' --dry-run", small()));
+  ASSERT_EQ(quiet.code, 0) << quiet.output;
+  EXPECT_THAT(quiet.output, Not(HasSubstr("plugin search path")));
+  Result verbose = host(fmt::format("run '{}' --dry-run --log-level debug", small()));
+  ASSERT_EQ(verbose.code, 0) << verbose.output;
+  EXPECT_THAT(verbose.output, HasSubstr("plugin search path"));
+  Result bad = host(fmt::format("run '{}' --dry-run --log-level loud", small()));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("--log-level loud: expected debug, info, warn or error"));
+}
+
+// A genotype file's `# space:` line: inspect reads a cell of a third-party op with the space it was
+// searched in (2 blocks, that op), without --space-param.
+TEST_F(CliTest, InspectUsesTheSpaceAGenotypeFileRecords) {
+  const std::string cell = "  blocks:\n    - [0, scaled_identity, 1, sep_conv_3x3, add]\n    - [2, scaled_identity, 0, sep_conv_3x3, add]\n";
+  const std::string genotype = "space: nasnet\nnormal:\n" + cell + "reduction:\n" + cell;
+  std::ofstream(dir_ / "bare.genotype") << genotype;
+  std::ofstream(dir_ / "recorded.genotype")
+      << "# space: {plugin: nasnet, blocks: 2, ops: [scaled_identity, sep_conv_3x3], combines: [add, concat]}\n" << genotype;
+  const std::string plugins = fmt::format("--plugin-path '{}/example_op'", NAS_TEST_PLUGIN_ROOT);
+  Result bare = host(fmt::format("inspect bare.genotype {} --json", plugins));
+  EXPECT_EQ(bare.code, 2) << "the default space has 5 blocks and no scaled_identity: " << bare.output;
+  Result recorded = host(fmt::format("inspect recorded.genotype {} --json --model N=1 --model F=48", plugins));
+  ASSERT_EQ(recorded.code, 0) << recorded.output;
+  EXPECT_EQ(nlohmann::json::parse(recorded.output)["model"], "1@48");
+}
+
+TEST_F(CliTest, InspectBuildsThePapersModelsByName) {
+  const std::string genotype = std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml";
+  Result mobile = host(fmt::format("inspect '{}' --preset nasnet_a_mobile --input 224 --classes 1000 --json", genotype));
+  ASSERT_EQ(mobile.code, 0) << mobile.output;
+  nlohmann::json report = nlohmann::json::parse(mobile.output);
+  EXPECT_EQ(report["model"], "4@1056");
+  EXPECT_NEAR(report["mult_adds"].get<double>(), 564e6, 0.01 * 564e6);  // the paper's 564M (stem multiplier 1)
+  Result overridden = host(fmt::format("inspect '{}' --preset nasnet_a_mobile --model N=2 --json", genotype));
+  ASSERT_EQ(overridden.code, 0) << overridden.output;
+  EXPECT_EQ(nlohmann::json::parse(overridden.output)["model"], "2@1056");
+  Result unknown = host(fmt::format("inspect '{}' --preset nasnet_b", genotype));
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.output, HasSubstr("preset: expected one of: none, nasnet_a_cifar, nasnet_a_large, nasnet_a_mobile"));
+}
+
 }  // namespace

@@ -81,6 +81,8 @@ TEST_F(SearchTest, RecordsEveryEvaluationAndWritesTheBest) {
   auto space = nas::test::plugins().create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context, {});
   std::string top = nas::test::read_text(dir_ / "out" / "top" / "1.genotype");
   EXPECT_EQ(nas::architecture_hash(*space, top), summary["top"][0]["hash"].get<std::string>());
+  // It records the space it belongs to, with its parameters, for inspect and genotype.
+  EXPECT_THAT(top, HasSubstr("# space: {plugin: nasnet, blocks: 5, ops: [identity, conv_1x3_3x1,"));
 }
 
 TEST_F(SearchTest, ATargetRewardOrWallTimeStopsTheSearchAndCancelsTheRest) {

@@ -9,6 +9,7 @@
 
 #include "nas/config.hpp"
 #include "nas/loader.hpp"
+#include "nas/trainer.hpp"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
@@ -155,6 +156,26 @@ TEST(Config, PluginPathsAreRelativeToTheConfigFile) {
   fs::remove_all(dir);
   ASSERT_EQ(paths.size(), 1u);
   EXPECT_EQ(paths[0], dir / "my_plugins");
+}
+
+// A stage that trains takes its space's model parameters; a preset fills those the section leaves out.
+TEST(Config, TrainingSectionsTakeTheSpacesModelParametersAndPresets) {
+  fs::path dir = fs::temp_directory_path() / fmt::format("nas_model_{}", getpid());
+  fs::create_directories(dir);
+  std::ofstream(dir / "c.yaml") << "train:\n  genotype: g.yaml\n  preset: nasnet_a_cifar\n  N: 2\n"
+                                   "  space: {plugin: nasnet}\n  dataset: {plugin: synthetic}\n";
+  const nas::PipelineConfig c = resolve(dir / "c.yaml");
+  const nas::Params& p = c.stages.at(0).params;
+  EXPECT_EQ(p.get<std::int64_t>("N"), 2) << "given beside the preset: overrides it";
+  EXPECT_EQ(p.get<std::int64_t>("F"), 768) << "from the preset";
+  EXPECT_TRUE(p.get<bool>("aux_head"));
+  EXPECT_EQ(p.get<std::int64_t>("epochs"), nas::TrainOptions{}.epochs) << "the recipe's default";
+  EXPECT_THAT(c.resolved_yaml, HasSubstr("F: 768"));
+
+  // The same keys are unknown to a space whose models lack them (NAS-Bench-201 has no layout).
+  std::ofstream(dir / "nb201.yaml") << "train:\n  layout: cifar\n  space: {plugin: nasbench201}\n  dataset: {plugin: synthetic}\n";
+  EXPECT_THAT(errors(dir / "nb201.yaml"), ::testing::ElementsAre(HasSubstr("train.layout: unknown key")));
+  fs::remove_all(dir);
 }
 
 }  // namespace

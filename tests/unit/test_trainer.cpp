@@ -136,6 +136,30 @@ TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
   EXPECT_TRUE(same_weights(*uninterrupted, *resumed));
 }
 
+// A checkpoint of another network (another architecture or size, or an older version's) is not
+// loaded into this one half-way: the run stops, naming the file and what to do.
+TEST_F(TrainerTest, ACheckpointOfAnotherNetworkFailsClearly) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{16}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  nas::Loader loader(*data, range(16), o, 4);
+  nas::TrainOptions options;
+  options.epochs = 1;
+  const fs::path checkpoint = dir_ / "checkpoint.pt";
+  auto ten_classes = network(3, 10);
+  nas::Trainer(*ten_classes, options, {}, context_, checkpoint).fit(loader);
+  ASSERT_TRUE(fs::exists(checkpoint));
+  auto three_classes = network(3, 3);
+  try {
+    nas::Trainer(*three_classes, options, {}, context_, checkpoint).fit(loader);
+    FAIL() << "loaded";
+  } catch (const nas::Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("cannot resume from checkpoint '" + checkpoint.string() +
+                                               "': it does not match this network"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("delete it to start over"));
+  }
+}
+
 TEST_F(TrainerTest, Bf16AutocastComputesTheForwardPassInBf16AndKeepsFp32Weights) {
   auto data = dataset("synthetic", {{"size", std::int64_t{32}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
   nas::LoaderOptions o;

@@ -9,6 +9,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickler.h>
@@ -83,6 +84,30 @@ void sum_over_ranks(Reducer& parallel, double& loss_sum, std::int64_t& top1, std
   examples = static_cast<std::int64_t>(total[3]);
 }
 
+// Module::load copies a checkpoint's tensors over the network's whatever their shapes: check every
+// parameter and buffer first (Module::save nests an archive per submodule), so that a checkpoint of
+// another network fails instead of loading into it half-way.
+void require_same_tensors(torch::serialize::InputArchive& archive, const torch::nn::Module& module,
+                          const std::string& prefix = "") {
+  auto fail = [](std::string what) {
+    throw c10::Error({__func__, __FILE__, static_cast<std::uint32_t>(__LINE__)}, std::move(what));
+  };
+  auto check = [&](const std::string& name, const at::Tensor& ours, bool buffer) {
+    at::Tensor saved;
+    if (!archive.try_read(name, saved, buffer)) fail(fmt::format("it has no '{}{}'", prefix, name));
+    if (saved.sizes() != ours.sizes())
+      fail(fmt::format("'{}{}' is [{}] there, [{}] here", prefix, name, fmt::join(saved.sizes(), ", "),
+                       fmt::join(ours.sizes(), ", ")));
+  };
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) check(p.key(), p.value(), false);
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) check(b.key(), b.value(), true);
+  for (const auto& child : module.named_children()) {
+    torch::serialize::InputArchive nested;
+    if (!archive.try_read(child.key(), nested)) fail(fmt::format("it has no module '{}{}'", prefix, child.key()));
+    require_same_tensors(nested, *child.value(), prefix + child.key() + ".");
+  }
+}
+
 class MetricsFile {
  public:
   explicit MetricsFile(const fs::path& run_dir) {
@@ -131,6 +156,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       torch::serialize::InputArchive model, optim;
       archive.read("model", model);
       archive.read("optimizer", optim);
+      require_same_tensors(model, network_);
       network_.load(model);
       optimizer.load(optim);
       c10::IValue value;

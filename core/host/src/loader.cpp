@@ -12,6 +12,7 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "nas/abi.h"
 #include "nas/fingerprint.hpp"
@@ -80,6 +81,9 @@ std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& explicit_d
     }
   }
   if (with_default && fs::is_directory(default_plugin_dir())) add(default_plugin_dir());
+  std::vector<std::string> names;
+  for (const fs::path& dir : dirs) names.push_back(dir.string());
+  log.debug("plugin search path, in order: {}", fmt::join(names, ", "));
   return dirs;
 }
 
