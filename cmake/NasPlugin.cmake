@@ -8,7 +8,8 @@
 set(NAS_PLUGIN_VERSION_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/nas_plugin.map")
 
 # nas_includes_torch(<file> <out>): whether a source includes torch's tensor or module headers, directly
-# or through the nas headers it includes (searched in NAS_HEADER_DIRS; results are memoized).
+# or through the project headers it includes ("..." includes, searched next to the file, then in
+# NAS_HEADER_DIRS; results are memoized).
 function(nas_includes_torch file out)
   get_property(known GLOBAL PROPERTY "NAS_INCLUDES_TORCH_${file}" SET)
   if(known)
@@ -23,8 +24,9 @@ function(nas_includes_torch file out)
     if(line MATCHES "^#include <(torch|ATen)/" AND NOT line MATCHES "<torch/version\\.h>")
       set(result ON)
       break()
-    elseif(line MATCHES "^#include \"(nas/[^\"]+)\"")
-      foreach(dir IN LISTS NAS_HEADER_DIRS)
+    elseif(line MATCHES "^#include \"([^\"]+)\"")
+      cmake_path(GET file PARENT_PATH here)
+      foreach(dir IN ITEMS "${here}" LISTS NAS_HEADER_DIRS)
         if(EXISTS "${dir}/${CMAKE_MATCH_1}")
           nas_includes_torch("${dir}/${CMAKE_MATCH_1}" nested)
           if(nested)

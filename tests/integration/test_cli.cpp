@@ -35,7 +35,7 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, VersionAndHelp) {
   Result r = host("--version");
   EXPECT_EQ(r.code, 0);
-  EXPECT_THAT(r.output, HasSubstr("plugin ABI 1.1"));
+  EXPECT_THAT(r.output, HasSubstr("plugin ABI 2.0"));
   for (const char* command : {"--help", "run --help", "plugins --help", "plugins list --help", "plugins describe --help"}) {
     Result help = host(command);
     EXPECT_EQ(help.code, 0) << command;
@@ -93,6 +93,12 @@ TEST_F(CliTest, DescribeShowsTheSchema) {
   Result unknown = host("plugins describe dataset/cifar");
   EXPECT_EQ(unknown.code, 2);
   EXPECT_THAT(unknown.output, HasSubstr("unknown dataset plugin 'cifar'; known: cifar10, cifar100, fashion_mnist, image_folder, synthetic"));
+  Result space = host("plugins describe space/nasnet");
+  ASSERT_EQ(space.code, 0) << space.output;
+  EXPECT_THAT(space.output, HasSubstr("model parameters"));
+  EXPECT_THAT(space.output, HasSubstr("stem_multiplier"));
+  EXPECT_THAT(space.output, HasSubstr("preset nasnet_a_mobile: F=1056 N=4"));
+  EXPECT_THAT(host("plugins describe evaluator/train").output, HasSubstr("capabilities: trains_recipe"));
 }
 
 TEST_F(CliTest, DryRunPrintsResolvedConfigAndPlanAndCreatesNothing) {

@@ -19,6 +19,15 @@
 #include "nas/seed.hpp"
 
 namespace nas {
+namespace {
+
+// The loader's streams (nas/seed.hpp); their numbers are the ASCII of their names, kept as they were
+// so that splits and batches stay those of earlier versions.
+constexpr std::uint64_t kHoldOutStream = 0x76616c;       // "val"
+constexpr std::uint64_t kOrderStream = 0x6f72646572;     // "order"
+constexpr std::uint64_t kAugmentStream = 0x61756720;     // "aug "
+
+}  // namespace
 
 SplitIndices hold_out(const Dataset& train_split, std::int64_t validation, std::uint64_t seed) {
   std::int64_t n = train_split.size();
@@ -26,7 +35,7 @@ SplitIndices hold_out(const Dataset& train_split, std::int64_t validation, std::
     throw UsageError(fmt::format("cannot hold out {} of {} training examples for validation", validation, n));
   std::vector<std::int64_t> all(static_cast<std::size_t>(n));
   std::iota(all.begin(), all.end(), 0);
-  std::mt19937_64 rng = generator(seed, 0x76616c, 0);
+  std::mt19937_64 rng = generator(seed, kHoldOutStream, 0);
   std::shuffle(all.begin(), all.end(), rng);
   SplitIndices split;
   split.validation.assign(all.begin(), all.begin() + validation);
@@ -66,7 +75,7 @@ std::int64_t Loader::batches_per_epoch() const {
 std::vector<std::int64_t> Loader::order(std::int64_t epoch) const {
   std::vector<std::int64_t> order = indices_;
   if (options_.train) {
-    std::mt19937_64 rng = generator(seed_, 0x6f72646572, static_cast<std::uint64_t>(epoch));
+    std::mt19937_64 rng = generator(seed_, kOrderStream, static_cast<std::uint64_t>(epoch));
     std::shuffle(order.begin(), order.end(), rng);
   }
   return order;
@@ -88,8 +97,9 @@ Batch Loader::build(const std::vector<std::int64_t>& order, std::int64_t epoch, 
     Example example = dataset_.get(order[position]);
     at::Tensor image = example.image;
     if (options_.train && (pad > 0 || options_.augmentation.flip)) {
-      std::mt19937_64 rng = generator(derive_seed(seed_, 0x61756720, static_cast<std::uint64_t>(epoch)), 0x61756720,
-                                     static_cast<std::uint64_t>(position));
+      // Per (epoch, position): the epoch's augmentation seed, then the example's stream in it.
+      std::mt19937_64 rng = generator(derive_seed(seed_, kAugmentStream, static_cast<std::uint64_t>(epoch)),
+                                      kAugmentStream, static_cast<std::uint64_t>(position));
       if (pad > 0) {
         std::uniform_int_distribution<std::int64_t> offset(0, 2 * pad);
         std::int64_t dy = offset(rng), dx = offset(rng);

@@ -132,7 +132,7 @@ Trainer::Trainer(Network& network, TrainOptions options, std::vector<Regularizer
     for (at::Tensor& p : network_.parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
   if (data_parallel && data_parallel->size() > 1) {
-    parallel_ = data_parallel->reducer(network_, context_.device);
+    reducer_ = data_parallel->reducer(network_, context_.device);
     rank_ = data_parallel->rank();
     ranks_ = data_parallel->size();
   }
@@ -207,7 +207,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       {
         Bf16Autocast autocast(context_.device.type(), options_.bf16);
         std::optional<GlobalBatchNorm> global_statistics;
-        if (parallel_) global_statistics.emplace(*parallel_);
+        if (reducer_) global_statistics.emplace(*reducer_);
         out = network_.forward(images_in);
       }
       auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options_.label_smoothing);
@@ -218,7 +218,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       const double local_loss = loss.item<double>();
       // The global batch's mean loss: every rank logs it and stops alike when it diverges.
       const double loss_value =
-          parallel_ ? parallel_->sum({local_loss * static_cast<double>(n)})[0] / static_cast<double>(train.batch_size())
+          reducer_ ? reducer_->sum({local_loss * static_cast<double>(n)})[0] / static_cast<double>(train.batch_size())
                     : local_loss;
       if (!std::isfinite(loss_value)) {
         result.diverged = true;
@@ -229,9 +229,9 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       }
       // The ranks' gradients are averaged: weighted by each rank's share of the global batch (shares
       // differ by one example when the batch does not divide), the average is the whole batch's gradient.
-      if (parallel_) loss = loss * (static_cast<double>(n * ranks) / static_cast<double>(train.batch_size()));
+      if (reducer_) loss = loss * (static_cast<double>(n * ranks) / static_cast<double>(train.batch_size()));
       loss.backward();
-      if (parallel_) parallel_->finalize();
+      if (reducer_) reducer_->finalize();
       if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(network_.parameters(), options_.grad_clip);
       optimizer.step();
 
@@ -253,9 +253,9 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
       return true;
     });
     if (result.diverged) break;
-    if (parallel_) {
-      sum_over_ranks(*parallel_, loss_sum, top1, top5, running.examples);
-      parallel_->average_buffers();  // one set of statistics to evaluate and save (torch BatchNorm2d: per rank)
+    if (reducer_) {
+      sum_over_ranks(*reducer_, loss_sum, top1, top5, running.examples);
+      reducer_->average_buffers();  // one set of statistics to evaluate and save (torch BatchNorm2d: per rank)
     }
     running.loss = loss_sum / static_cast<double>(running.examples);
     running.top1 = static_cast<double>(top1) / static_cast<double>(running.examples);
@@ -319,7 +319,7 @@ Metrics Trainer::evaluate(const Loader& loader) {
     return true;
   });
   network_.train(was_training);
-  if (parallel_) sum_over_ranks(*parallel_, loss_sum, top1, top5, m.examples);
+  if (reducer_) sum_over_ranks(*reducer_, loss_sum, top1, top5, m.examples);
   if (m.examples > 0) {
     m.loss = loss_sum / static_cast<double>(m.examples);
     m.top1 = static_cast<double>(top1) / static_cast<double>(m.examples);

@@ -217,15 +217,17 @@ int evaluator_command(const std::vector<std::string>& args) {
 int plugins_list(const std::vector<std::string>& args) {
   bool json = false;
   PluginOptions plugins;
+  LogOptions logging;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("json", po::bool_switch(&json), "print JSON");
   plugins.add_to(desc);
+  logging.add_to(desc);
   if (parse_or_help(args, desc, {}, "plugins list",
                     "usage: nas-host plugins list [--json] [--plugin-path DIR ...]\n\n"
                     "Lists every factory the plugins register (key, kind, version, file) and every\n"
                     "plugin file that failed to load, with the reason.\n"))
     return 0;
-  Logger log;
+  Logger log(logging.threshold());
   Registry registry = plugins.load(log);
   if (json) {
     nlohmann::ordered_json out{{"plugins", nlohmann::ordered_json::array()}, {"broken", nlohmann::ordered_json::array()}};
@@ -255,9 +257,11 @@ int plugins_list(const std::vector<std::string>& args) {
 int plugins_describe(const std::vector<std::string>& args) {
   std::string key;
   PluginOptions plugins;
+  LogOptions logging;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("key", po::value(&key), "KIND/NAME, e.g. dataset/synthetic");
   plugins.add_to(desc);
+  logging.add_to(desc);
   po::positional_options_description positional;
   positional.add("key", 1);
   if (parse_or_help(args, desc, positional, "plugins describe",
@@ -265,18 +269,31 @@ int plugins_describe(const std::vector<std::string>& args) {
                     "Shows a plugin's parameters: name, type, default, allowed values, doc.\n"))
     return 0;
   if (key.empty()) throw UsageError("plugins describe: missing KEY (KIND/NAME); see 'nas-host plugins list'");
-  Logger log;
+  Logger log(logging.threshold());
   Registry registry = plugins.load(log);
   std::size_t slash = key.find('/');
   if (slash == std::string::npos)
     throw UsageError(fmt::format("plugins describe: '{}' is not a KIND/NAME key, e.g. 'dataset/synthetic'", key));
   const Entry& e = registry.require(key.substr(0, slash), key.substr(slash + 1));
-  fmt::print("{}  (plugin '{}' {}, {})\n  {}\n\nparameters:\n", e.key, e.plugin->name, e.plugin->version,
-             e.plugin->file.string(), e.doc);
-  if (e.schema.empty()) fmt::print("  (none)\n");
-  for (const ParamSpec& p : e.schema)
-    fmt::print("  {:<16} {:<14} {:<16} {}\n      {}\n", p.name, type_name(p.type),
-               p.default_value ? "default " + to_string(*p.default_value) : "required", p.expected(), p.doc);
+  auto print_schema = [](const Schema& schema) {
+    if (schema.empty()) fmt::print("  (none)\n");
+    for (const ParamSpec& p : schema)
+      fmt::print("  {:<16} {:<14} {:<16} {}\n      {}\n", p.name, type_name(p.type),
+                 p.default_value ? "default " + to_string(*p.default_value) : "required", p.expected(), p.doc);
+  };
+  fmt::print("{}  (plugin '{}' {}, {})\n  {}\n", e.key, e.plugin->name, e.plugin->version, e.plugin->file.string(), e.doc);
+  if (!e.capabilities.empty()) fmt::print("  capabilities: {}\n", fmt::join(e.capabilities, ", "));
+  fmt::print("\nparameters:\n");
+  print_schema(e.schema);
+  if (!e.models.schema.empty()) {
+    fmt::print("\nmodel parameters (in the sections of the stages and evaluators that train its networks):\n");
+    print_schema(e.models.schema);
+    for (const auto& [name, values] : e.models.presets) {
+      std::vector<std::string> settings;
+      for (const auto& [param, value] : values) settings.push_back(fmt::format("{}={}", param, to_string(value)));
+      fmt::print("  preset {}: {}\n", name, fmt::join(settings, " "));
+    }
+  }
   fmt::print("\nin a config:\n  {}:\n    plugin: {}\n", e.kind, e.name);
   for (const ParamSpec& p : e.schema)
     fmt::print("    {}: {}\n", p.name, p.default_value ? to_string(*p.default_value) : "...");
@@ -334,12 +351,14 @@ struct SpaceOptions {
 int genotype_command(const std::vector<std::string>& args) {
   std::string file, to, from;
   PluginOptions plugins;
+  LogOptions logging;
   SpaceOptions space_options;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")("file", po::value(&file), "the genotype file")
       ("to", po::value(&to), "print the genotype in format FMT (e.g. darts)")
       ("from", po::value(&from), "read FILE in format FMT (e.g. darts) and print it as a genotype file");
   plugins.add_to(desc);
+  logging.add_to(desc);
   space_options.add_to(desc);
   po::positional_options_description positional;
   positional.add("file", 1);
@@ -350,7 +369,7 @@ int genotype_command(const std::vector<std::string>& args) {
     return 0;
   if (file.empty()) throw UsageError("genotype: missing FILE; see 'nas-host genotype --help'");
   if (!to.empty() && !from.empty()) throw UsageError("genotype: give --to or --from, not both");
-  Logger log;
+  Logger log(logging.threshold());
   Registry registry = plugins.load(log);
   std::string text = read_file(file);
   auto space = space_options.make(registry, log, text, file);
@@ -372,6 +391,7 @@ int inspect_command(const std::vector<std::string>& args) {
   std::int64_t input_size = 32;
   bool json = false;
   PluginOptions plugins;
+  LogOptions logging;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")
       ("genotype", po::value(&genotype_file), "the genotype file")
@@ -385,6 +405,7 @@ int inspect_command(const std::vector<std::string>& args) {
       ("json", po::bool_switch(&json), "print JSON")
       ("dot", po::value(&dot_file), "write both cells as a Graphviz graph to FILE (and FILE.svg if 'dot' is installed)");
   plugins.add_to(desc);
+  logging.add_to(desc);
   SpaceOptions space_options;
   space_options.add_to(desc);
   po::positional_options_description positional;
@@ -401,7 +422,7 @@ int inspect_command(const std::vector<std::string>& args) {
   std::string text = read_file(genotype_file);
   data.height = data.width = input_size;
 
-  Logger log;
+  Logger log(logging.threshold());
   Registry registry = plugins.load(log);
   const SpaceRecord chosen = space_options.choose(text, genotype_file);
   auto space = make_space(registry, chosen.plugin, chosen.assignments, log);
@@ -424,7 +445,7 @@ int inspect_command(const std::vector<std::string>& args) {
   }
   if (json) {
     nlohmann::ordered_json params = nlohmann::ordered_json::object();
-    for (const auto& [key, value] : model.values()) params[key] = to_string(value);
+    for (const auto& [key, value] : model.values()) std::visit([&](const auto& v) { params[key] = v; }, value);
     nlohmann::ordered_json out{{"genotype", genotype_file}, {"hash", hash}, {"space", chosen.plugin},
                                {"model", space->model_name(model)}, {"model_params", params},
                                {"input", {data.channels, data.height, data.width}}, {"classes", data.num_classes},

@@ -228,6 +228,21 @@ class Validator {
     return Params(std::move(values));
   }
 
+  /// `own` and then the model parameters of `space`, for the section at `path`; a name in both cannot
+  /// be told apart in the section, and is reported.
+  Schema with_model(const Schema& own, const Entry& space, const YAML::Node& section, const std::string& path) {
+    Schema schema = own;
+    for (ParamSpec& spec : model_params(space)) {
+      if (find_param(own, spec.name))
+        error(section, join_path(path, spec.name),
+              fmt::format("{}'s model parameter '{}' has the name of one of this section's own; rename one of them",
+                          space.key, spec.name));
+      else
+        schema.push_back(std::move(spec));
+    }
+    return schema;
+  }
+
   /// The plugin a slot names, validated; an evaluator that trains (trains_recipe) also takes the model
   /// parameters of `space`, the stage's space.
   std::optional<PluginChoice> plugin(const YAML::Node& node, const std::string& path, const Slot& slot,
@@ -246,7 +261,7 @@ class Validator {
     try {
       const Entry& entry = registry.require(slot.kind, name.Scalar());
       const bool trains = space && entry.has(capability::trains_recipe);
-      Schema schema = trains ? join({entry.schema, model_params(*space)}) : entry.schema;
+      Schema schema = trains ? with_model(entry.schema, *space, node, path) : entry.schema;
       Params values = params(node, path, schema, {std::string(kPlugin)}, trains ? preset_of(node, *space) : nullptr);
       return PluginChoice{&entry, std::move(values), std::move(schema)};
     } catch (const UsageError& e) {
@@ -515,7 +530,7 @@ PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, cons
     }
     const Preset* preset = nullptr;
     if (def.trains && space) {
-      stage.schema = join({def.params, model_params(*space)});
+      stage.schema = validator.with_model(def.params, *space, section, name);
       preset = preset_of(section, *space);
     }
     stage.params = validator.params(section, name, stage.schema, slot_names, preset);

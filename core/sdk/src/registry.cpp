@@ -60,6 +60,15 @@ void Registrar::set_models(ModelFamily models) {
       if (!spec || value.index() != spec->default_value->index())
         throw Error(fmt::format("{}: preset '{}' sets '{}', which is not a model parameter of that type", space.key,
                                 preset, key));
+      const double* number = std::get_if<double>(&value);
+      const std::int64_t* integer = std::get_if<std::int64_t>(&value);
+      const double x = number ? *number : integer ? static_cast<double>(*integer) : 0.0;
+      const std::string* text = std::get_if<std::string>(&value);
+      if (((number || integer) && ((spec->min && x < *spec->min) || (spec->max && x > *spec->max))) ||
+          (spec->type == ParamType::choice && text &&
+           std::find(spec->choices.begin(), spec->choices.end(), *text) == spec->choices.end()))
+        throw Error(fmt::format("{}: preset '{}' sets '{}' to {}; expected {}", space.key, preset, key,
+                                to_string(value), spec->expected()));
     }
   entries_.back().models = std::move(models);
 }

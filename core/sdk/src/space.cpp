@@ -1,4 +1,4 @@
-// Search-space helpers every space shares: hashing, sampling and mutating decision vectors.
+// Search-space helpers every space shares: drop path, channel concatenation, architecture hashes.
 #include "nas/space.hpp"
 
 #include <ATen/ATen.h>

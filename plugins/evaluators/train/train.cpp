@@ -21,7 +21,7 @@ class TrainEvaluator final : public nas::Evaluator {
       : recipe_(std::move(recipe)), context_(context), args_(std::move(args)) {
     if (!args_.train_set)
       throw nas::UsageError("evaluator/train: the search stage has no dataset; add `dataset: {plugin: ...}` to it");
-    if (recipe_.get<std::int64_t>("validation") <= 0)
+    if (nas::options_from<nas::DataOptions>(recipe_).validation <= 0)
       throw nas::UsageError("evaluator/train: validation must be at least 1 (the reward is the held-out accuracy)");
   }
 

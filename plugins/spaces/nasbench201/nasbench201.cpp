@@ -162,11 +162,11 @@ struct ModelOptions {
 
 class Nb201Network final : public nas::Network, public nas::DropPathCells {
  public:
-  Nb201Network(const Cell& cell, const ModelOptions& spec, const nas::DataShape& data) {
-    if (spec.F % 4 != 0)
+  Nb201Network(const Cell& cell, const ModelOptions& model, const nas::DataShape& data) {
+    if (model.F % 4 != 0)
       throw nas::UsageError(fmt::format("nasbench201: F = {} must be a multiple of 4 (the first stage has F/4 "
-                                        "channels); the smallest is 4", spec.F));
-    std::int64_t channels = spec.F / 4;
+                                        "channels); the smallest is 4", model.F));
+    std::int64_t channels = model.F / 4;
     stem_ = register_module("stem", nn::Sequential(nas::Conv2d(nn::Conv2dOptions(data.channels, channels, 3).padding(1).bias(false)),
                                                    nas::BatchNorm2d(nn::BatchNorm2dOptions(channels))));
     for (int stage = 0; stage < 3; ++stage) {
@@ -174,13 +174,13 @@ class Nb201Network final : public nas::Network, public nas::DropPathCells {
         reductions_.push_back(register_module(fmt::format("reduction{}", stage), std::make_shared<ResidualReduction>(channels, 2 * channels)));
         channels *= 2;
       }
-      for (std::int64_t n = 0; n < spec.N; ++n)
+      for (std::int64_t n = 0; n < model.N; ++n)
         cells_.push_back(register_module(fmt::format("cell{}", cells_.size()), std::make_shared<CellModule>(cell, channels)));
     }
     head_ = register_module("head", nn::Sequential(nas::BatchNorm2d(nn::BatchNorm2dOptions(channels)), nn::ReLU()));
-    dropout_ = register_module("dropout", nn::Dropout(spec.dropout));
+    dropout_ = register_module("dropout", nn::Dropout(model.dropout));
     classifier_ = register_module("classifier", nn::Linear(channels, data.num_classes));
-    per_stage_ = spec.N;
+    per_stage_ = model.N;
   }
 
   nas::NetworkOutput forward(const at::Tensor& images) override { return run(images, nullptr); }

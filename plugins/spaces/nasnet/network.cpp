@@ -169,31 +169,31 @@ TORCH_MODULE(AuxHead);
 
 class NasnetNetwork final : public nas::Network, public nas::DropPathCells {
  public:
-  NasnetNetwork(const Genotype& g, const ModelOptions& spec, const nas::DataShape& data, const nas::Context& context) {
-    if (spec.layout != "cifar" && spec.layout != "imagenet")
-      throw nas::UsageError(fmt::format("layout '{}': expected cifar or imagenet", spec.layout));
+  NasnetNetwork(const Genotype& g, const ModelOptions& model, const nas::DataShape& data, const nas::Context& context) {
+    if (model.layout != "cifar" && model.layout != "imagenet")
+      throw nas::UsageError(fmt::format("layout '{}': expected cifar or imagenet", model.layout));
     // N@F: F = base filters x 4 (two doublings) x the states the normal cell concatenates.
     std::int64_t per_filter = 4 * static_cast<std::int64_t>(g.normal.concat.size());
-    std::int64_t base = spec.F / per_filter;
+    std::int64_t base = model.F / per_filter;
     // The imagenet layout's stem cells have base/4 filters: F must be 4x larger there.
-    const std::int64_t smallest = spec.layout == "imagenet" ? 4 * per_filter : per_filter;
-    if (spec.F < smallest)
+    const std::int64_t smallest = model.layout == "imagenet" ? 4 * per_filter : per_filter;
+    if (model.F < smallest)
       throw nas::UsageError(fmt::format("F = {} is too small: the {} layout needs at least {} (4 x the {} states the "
-                                        "normal cell concatenates{})", spec.F, spec.layout, smallest,
-                                        g.normal.concat.size(), spec.layout == "imagenet" ? ", x 4 for the stem cells" : ""));
+                                        "normal cell concatenates{})", model.F, model.layout, smallest,
+                                        g.normal.concat.size(), model.layout == "imagenet" ? ", x 4 for the stem cells" : ""));
     // The stem: base x multiplier filters (cifar), 32 x multiplier (imagenet), at least one.
-    const double stem_base = spec.layout == "cifar" ? static_cast<double>(base) : 32.0;
-    const auto stem_filters = static_cast<std::int64_t>(stem_base * spec.stem_multiplier);
+    const double stem_base = model.layout == "cifar" ? static_cast<double>(base) : 32.0;
+    const auto stem_filters = static_cast<std::int64_t>(stem_base * model.stem_multiplier);
     if (stem_filters < 1)
       throw nas::UsageError(fmt::format("stem_multiplier = {} leaves the stem without filters ({} x {}); it needs at "
-                                        "least {}", spec.stem_multiplier, stem_base, spec.stem_multiplier, 1.0 / stem_base));
+                                        "least {}", model.stem_multiplier, stem_base, model.stem_multiplier, 1.0 / stem_base));
 
     // Outputs of every cell so far, as (index into the forward pass's outputs, channels, spatial level).
     struct Slot { std::int64_t index, channels, level; };
     std::vector<Slot> outputs;
     stem_ = register_module("stem", nn::Sequential(
-        nas::Conv2d(nn::Conv2dOptions(data.channels, stem_filters, 3).stride(spec.layout == "cifar" ? 1 : 2)
-                       .padding(spec.layout == "cifar" ? 1 : 0).bias(false)),
+        nas::Conv2d(nn::Conv2dOptions(data.channels, stem_filters, 3).stride(model.layout == "cifar" ? 1 : 2)
+                       .padding(model.layout == "cifar" ? 1 : 0).bias(false)),
         batch_norm(stem_filters)));
     std::optional<Slot> before_last;  // TF's cell_outputs[-2]; none for the first cell
     Slot last{0, stem_filters, 0};
@@ -210,7 +210,7 @@ class NasnetNetwork final : public nas::Network, public nas::DropPathCells {
       last = Slot{static_cast<std::int64_t>(cells_.size()), module->out_channels(), last.level + (reduction ? 1 : 0)};
     };
 
-    if (spec.layout == "imagenet") {
+    if (model.layout == "imagenet") {
       for (std::int64_t i = 0; i < 2; ++i) {  // stem cells: reduction cells with base/4 and base/2 filters
         add_cell(g.reduction, true, base / (i == 0 ? 4 : 2), before_last);
         shape_labels_.emplace_back(last.index, fmt::format("stem cell {}", i));
@@ -218,22 +218,22 @@ class NasnetNetwork final : public nas::Network, public nas::DropPathCells {
     }
     std::int64_t filters = base;
     for (std::int64_t stage = 0; stage < 3; ++stage) {
-      for (std::int64_t n = 0; n < spec.N; ++n) {
+      for (std::int64_t n = 0; n < model.N; ++n) {
         std::optional<Slot> prev = before_last;  // with skip_reduction_input, taken before the reduction
         if (n == 0 && stage > 0) {
           filters *= 2;
           add_cell(g.reduction, true, filters, before_last);
-          if (!spec.skip_reduction_input) prev = before_last;
+          if (!model.skip_reduction_input) prev = before_last;
         }
         add_cell(g.normal, false, filters, prev);
       }
-      shape_labels_.emplace_back(last.index, fmt::format("stage {} ({} cells)", stage + 1, spec.N));
-      if (stage == 1 && spec.aux_head) {
+      shape_labels_.emplace_back(last.index, fmt::format("stage {} ({} cells)", stage + 1, model.N));
+      if (stage == 1 && model.aux_head) {
         aux_after_ = last.index;
         aux_ = register_module("aux_head", AuxHead(last.channels, data.num_classes));
       }
     }
-    dropout_ = register_module("dropout", nn::Dropout(spec.dropout));
+    dropout_ = register_module("dropout", nn::Dropout(model.dropout));
     classifier_ = register_module("classifier", nn::Linear(last.channels, data.num_classes));
   }
 

@@ -1,6 +1,7 @@
-// A training recipe: the network's size (N@F), the optimizer and schedule, and how the data is held
-// out, subset and augmented. The train stage and the train evaluator share its parameters and run it
-// the same way, so a searched child and a retrained one differ only in the numbers.
+// A training recipe: the optimizer and schedule, and how the data is held out, subset and augmented;
+// the network's size comes from the space's model parameters beside it. The train stage and the train
+// evaluator share its parameters and run it the same way, so a searched child and a retrained one
+// differ only in the numbers.
 #pragma once
 
 #include <cstdint>
@@ -53,12 +54,11 @@ struct Recipe {
   TrainOptions training;
   DataOptions data;
 
-  static Schema schema() { return join({schema_of<TrainOptions>(), schema_of<DataOptions>()}); }
   static Recipe from(const Params& params) { return {options_from<TrainOptions>(params), options_from<DataOptions>(params)}; }
 };
 
-/// The recipe's parameters (epochs, lr, batch_size, validation, subset_per_class, ...).
-inline Schema recipe_schema() { return Recipe::schema(); }
+/// The recipe's parameters (epochs, lr, batch_size, validation, subset_per_class, ...): its parts'.
+inline Schema recipe_schema() { return join({schema_of<TrainOptions>(), schema_of<DataOptions>()}); }
 
 /// A network of `genotype` built with the space's model parameters in `params` and trained by the
 /// recipe in `params` (validated against recipe_schema() and the space's model schema) on the

@@ -97,7 +97,7 @@ class NAS_API Trainer {
   std::vector<Regularizer*> regularizers_;
   const Context& context_;
   std::filesystem::path checkpoint_;
-  std::unique_ptr<Reducer> parallel_;  ///< with a data_parallel group of several processes
+  std::unique_ptr<Reducer> reducer_;  ///< with a data_parallel group of several processes
   std::int64_t rank_ = 0, ranks_ = 1;
 };
 

@@ -74,12 +74,12 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
 
 StageDef dataset_stats() {
   return StageDef{
-      "dataset_stats",
-      "class counts and per-channel mean/std of a dataset split (for normalization)",
-      {param::choice("split", {"train", "test"}, "train").help("which split to measure"),
-       param::integer("limit", 0).at_least(0).help("measure only the first LIMIT examples; 0 = all")},
-      {Slot{"dataset", "dataset", true, false, "the dataset to measure"}},
-      run,
+      .name = "dataset_stats",
+      .doc = "class counts and per-channel mean/std of a dataset split (for normalization)",
+      .params = {param::choice("split", {"train", "test"}, "train").help("which split to measure"),
+                 param::integer("limit", 0).at_least(0).help("measure only the first LIMIT examples; 0 = all")},
+      .slots = {Slot{"dataset", "dataset", true, false, "the dataset to measure"}},
+      .run = run,
   };
 }
 

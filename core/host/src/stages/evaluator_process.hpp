@@ -20,7 +20,7 @@ class Registry;
 struct StageContext;
 struct StageConfig;
 
-/// How this process starts evaluator processes for its run (the host sets it in the Context; without
+/// How this process starts evaluator processes for its run (the host sets it in the StageContext; without
 /// it, e.g. when a test runs a stage in its own process, evaluators run in the stage's process).
 struct EvaluatorProcesses {
   std::string executable;                 ///< nas-host

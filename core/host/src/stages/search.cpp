@@ -457,17 +457,17 @@ StageDef search() {
        number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's evaluation goes to another")};
   for (ParamSpec& spec : isolation_params()) schema.push_back(std::move(spec));
   return StageDef{
-      "search",
-      "searches a space: a controller proposes architectures, an evaluator rewards them, a store records it all",
-      std::move(schema),
-      {Slot{"space", "space", true, false, "the search space"},
-       Slot{"controller", "controller", true, false, "proposes architectures"},
-       Slot{"evaluator", "evaluator", true, false, "rewards them"},
-       Slot{"dataset", "dataset", false, false, "the data evaluators train on (evaluator/train)"},
-       Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"}},
-      run,
-      serve_search,
-      search_evaluator,
+      .name = "search",
+      .doc = "searches a space: a controller proposes architectures, an evaluator rewards them, a store records it all",
+      .params = std::move(schema),
+      .slots = {Slot{"space", "space", true, false, "the search space"},
+                Slot{"controller", "controller", true, false, "proposes architectures"},
+                Slot{"evaluator", "evaluator", true, false, "rewards them"},
+                Slot{"dataset", "dataset", false, false, "the data evaluators train on (evaluator/train)"},
+                Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"}},
+      .run = run,
+      .serve = serve_search,
+      .evaluator = search_evaluator,
   };
 }
 

@@ -97,20 +97,16 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
 
 StageDef definition(std::string name, std::string description) {
   return StageDef{
-      std::move(name),
-      std::move(description),
-      [] {
-        Schema schema{param::path("genotype", "").help("genotype file; empty: this run's best.genotype (from retrain)")};
-        for (ParamSpec& spec : recipe_schema()) schema.push_back(std::move(spec));
-        return schema;
-      }(),
-      {Slot{"space", "space", true, false, "the search space that reads the genotype"},
-       Slot{"dataset", "dataset", true, false, "the data to train and test on"},
-       Slot{"regularizers", "regularizer", false, true, "regularizers, applied in order"}},
-      run,
-      run,  // the other ranks train their replicas alongside
-      {},
-      true,
+      .name = std::move(name),
+      .doc = std::move(description),
+      .params = join({{param::path("genotype", "").help("genotype file; empty: this run's best.genotype (from retrain)")},
+                      recipe_schema()}),
+      .slots = {Slot{"space", "space", true, false, "the search space that reads the genotype"},
+                Slot{"dataset", "dataset", true, false, "the data to train and test on"},
+                Slot{"regularizers", "regularizer", false, true, "regularizers, applied in order"}},
+      .run = run,
+      .serve = run,  // the other ranks train their replicas alongside
+      .trains = true,
   };
 }
 

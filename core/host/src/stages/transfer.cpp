@@ -130,13 +130,12 @@ void serve_retrain(const StageConfig& stage, const Registry& registry, const Sta
 
 StageDef select() {
   using namespace param;
-  return StageDef{"select",
-                  "writes the best distinct architectures of a search as selected/<rank>.genotype",
-                  {path("from", "").help("a search's run folder or search.sqlite; empty: this run's"),
-                   integer("top_k", 5).range(1, 100000).help("architectures to select")},
-                  {Slot{"space", "space", true, false, "the search's space"}},
-                  run_select,
-                  {}};
+  return StageDef{.name = "select",
+                  .doc = "writes the best distinct architectures of a search as selected/<rank>.genotype",
+                  .params = {path("from", "").help("a search's run folder or search.sqlite; empty: this run's"),
+                             integer("top_k", 5).range(1, 100000).help("architectures to select")},
+                  .slots = {Slot{"space", "space", true, false, "the search's space"}},
+                  .run = run_select};
 }
 
 StageDef retrain() {
@@ -148,17 +147,17 @@ StageDef retrain() {
                                                                        "training goes to another")};
   for (ParamSpec& spec : isolation_params()) schema.push_back(std::move(spec));
   for (ParamSpec& spec : recipe_schema()) schema.push_back(std::move(spec));
-  return StageDef{"retrain",
-                  "retrains selected architectures at a larger N@F and keeps the best by validation accuracy "
-                  "(best.genotype)",
-                  schema,
-                  {Slot{"space", "space", true, false, "the space of the genotypes"},
-                   Slot{"dataset", "dataset", true, false, "the data to train on"},
-                   Slot{"regularizers", "regularizer", false, true, "regularizers, applied in order"}},
-                  run_retrain,
-                  serve_retrain,
-                  make_trainer,
-                  true};
+  return StageDef{.name = "retrain",
+                  .doc = "retrains selected architectures at a larger N@F and keeps the best by validation accuracy "
+                         "(best.genotype)",
+                  .params = schema,
+                  .slots = {Slot{"space", "space", true, false, "the space of the genotypes"},
+                            Slot{"dataset", "dataset", true, false, "the data to train on"},
+                            Slot{"regularizers", "regularizer", false, true, "regularizers, applied in order"}},
+                  .run = run_retrain,
+                  .serve = serve_retrain,
+                  .evaluator = make_trainer,
+                  .trains = true};
 }
 
 }  // namespace nas::stages

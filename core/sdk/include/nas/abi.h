@@ -9,9 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NAS_ABI_MAJOR 1u
-/* Minor versions add to what plugins may use; 1.1 added the evaluator kind. */
-#define NAS_ABI_MINOR 1u
+/* 2.0: the SDK split into libnas-sdk and libnas-engine; Context, Space and Network changed (model
+ * families, capabilities). Minor versions add to what plugins may use. */
+#define NAS_ABI_MAJOR 2u
+#define NAS_ABI_MINOR 0u
 #define NAS_PLUGIN_ENTRY_SYMBOL "nas_plugin_entry"
 
 #ifdef __cplusplus
