@@ -9,6 +9,8 @@
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include "yaml_values.hpp"
+
 namespace fs = std::filesystem;
 
 namespace nas {
@@ -126,31 +128,6 @@ std::optional<Value> convert(const YAML::Node& node, const ParamSpec& spec) {
     case ParamType::number_list: return convert_list<double>(node, spec, ParamType::number);
     case ParamType::string_list: return convert_list<std::string>(node, spec, ParamType::string);
     default: return convert_scalar(node, spec, spec.type);
-  }
-}
-
-void emit_value(YAML::Emitter& out, const Value& value) {
-  struct Visitor {
-    YAML::Emitter& out;
-    void operator()(bool b) const { out << b; }
-    void operator()(std::int64_t i) const { out << i; }
-    void operator()(double d) const { out << fmt::format("{}", d); }
-    void operator()(const std::string& s) const { out << s; }
-    void operator()(const std::vector<std::int64_t>& v) const { out << YAML::Flow << v; }
-    void operator()(const std::vector<double>& v) const {
-      out << YAML::Flow << YAML::BeginSeq;
-      for (double d : v) out << fmt::format("{}", d);
-      out << YAML::EndSeq;
-    }
-    void operator()(const std::vector<std::string>& v) const { out << YAML::Flow << v; }
-  };
-  std::visit(Visitor{out}, value);
-}
-
-void emit_params(YAML::Emitter& out, const Schema& schema, const Params& params) {
-  for (const ParamSpec& spec : schema) {
-    out << YAML::Key << spec.name << YAML::Value;
-    emit_value(out, params.at(spec.name));
   }
 }
 
@@ -348,6 +325,31 @@ void apply_override(ConfigDocument::Impl& doc, const std::string& text) {
 
 }  // namespace
 
+void emit_value(YAML::Emitter& out, const Value& value) {
+  struct Visitor {
+    YAML::Emitter& out;
+    void operator()(bool b) const { out << b; }
+    void operator()(std::int64_t i) const { out << i; }
+    void operator()(double d) const { out << fmt::format("{}", d); }
+    void operator()(const std::string& s) const { out << s; }
+    void operator()(const std::vector<std::int64_t>& v) const { out << YAML::Flow << v; }
+    void operator()(const std::vector<double>& v) const {
+      out << YAML::Flow << YAML::BeginSeq;
+      for (double d : v) out << fmt::format("{}", d);
+      out << YAML::EndSeq;
+    }
+    void operator()(const std::vector<std::string>& v) const { out << YAML::Flow << v; }
+  };
+  std::visit(Visitor{out}, value);
+}
+
+void emit_params(YAML::Emitter& out, const Schema& schema, const Params& params) {
+  for (const ParamSpec& spec : schema) {
+    out << YAML::Key << spec.name << YAML::Value;
+    emit_value(out, params.at(spec.name));
+  }
+}
+
 std::string Location::str() const {
   if (line == 0) return file;
   return fmt::format("{}:{}:{}", file, line, column);
@@ -419,26 +421,30 @@ void ConfigDocument::add_plugin_paths(const std::vector<fs::path>& dirs) {
   impl_->root[std::string(kPluginPaths)] = list;
 }
 
-Params parse_assignments(const Schema& schema, const std::vector<std::string>& assignments) {
+namespace {
+
+// KEY=VALUE assignments as a document of their own, validated against `schema` (a preset filling keys).
+Params validate_assignments(const std::vector<std::string>& assignments, const Schema& schema,
+                            const Entry* space_with_presets = nullptr) {
   ConfigDocument::Impl impl;
   impl.file = "<command line>";
   impl.root = YAML::Node(YAML::NodeType::Map);
   for (const std::string& text : assignments) apply_override(impl, text);
   Validator validator(impl);
-  Params params = validator.params(impl.root, "", schema);
+  Params params = validator.params(impl.root, "", schema, {},
+                                   space_with_presets ? preset_of(impl.root, *space_with_presets) : nullptr);
   validator.throw_if_any();
   return params;
 }
 
+}  // namespace
+
+Params parse_assignments(const Schema& schema, const std::vector<std::string>& assignments) {
+  return validate_assignments(assignments, schema);
+}
+
 Params parse_model_assignments(const Entry& space, const std::vector<std::string>& assignments) {
-  ConfigDocument::Impl impl;
-  impl.file = "<command line>";
-  impl.root = YAML::Node(YAML::NodeType::Map);
-  for (const std::string& text : assignments) apply_override(impl, text);
-  Validator validator(impl);
-  Params params = validator.params(impl.root, "", model_params(space), {}, preset_of(impl.root, space));
-  validator.throw_if_any();
-  return params;
+  return validate_assignments(assignments, model_params(space), &space);
 }
 
 PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, const std::vector<StageDef>& stages) {

@@ -7,35 +7,19 @@
 #include <yaml-cpp/yaml.h>
 
 #include "nas/error.hpp"
+#include "yaml_values.hpp"
 
 namespace nas {
 namespace {
 
 constexpr std::string_view kPrefix = "# space: ";
 
-void emit(YAML::Emitter& out, const Value& value) {
-  std::visit([&](const auto& v) {
-    using T = std::decay_t<decltype(v)>;
-    if constexpr (std::is_same_v<T, std::vector<std::int64_t>> || std::is_same_v<T, std::vector<double>> ||
-                  std::is_same_v<T, std::vector<std::string>>) {
-      out << YAML::Flow << YAML::BeginSeq;
-      for (const auto& item : v) out << item;
-      out << YAML::EndSeq;
-    } else {
-      out << v;
-    }
-  }, value);
-}
-
 }  // namespace
 
 std::string space_comment(const PluginChoice& space) {
   YAML::Emitter out;
   out << YAML::Flow << YAML::BeginMap << YAML::Key << "plugin" << YAML::Value << space.entry->name;
-  for (const ParamSpec& spec : space.entry->schema) {
-    out << YAML::Key << spec.name << YAML::Value;
-    emit(out, space.params.at(spec.name));
-  }
+  emit_params(out, space.entry->schema, space.params);
   out << YAML::EndMap;
   return fmt::format("{}{}\n", kPrefix, out.c_str());
 }
