@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 packages=(
   build-essential cmake ninja-build ccache git
   libboost-dev libboost-program-options-dev  # Boost.DLL (header-only) and Boost.Program_options
+  libboost-math-dev                          # distributions for the ablation statistics (Mann-Whitney, Wilcoxon)
   libyaml-cpp-dev                            # the pipeline config
   nlohmann-json3-dev                         # JSON output: plugins list --json, run outputs
   libsqlite3-dev                             # the search's store (one SQLite file per run)

@@ -178,4 +178,21 @@ TEST(Config, TrainingSectionsTakeTheSpacesModelParametersAndPresets) {
   fs::remove_all(dir);
 }
 
+// A plugin's own presets: ppo's nasnet_paper sets what the paper leaves to the plain reading.
+TEST(Config, APluginsPresetFillsTheKeysTheSectionLeavesOut) {
+  fs::path dir = fs::temp_directory_path() / fmt::format("nas_preset_{}", getpid());
+  fs::create_directories(dir);
+  std::ofstream(dir / "c.yaml") << "search:\n  space: {plugin: nasnet}\n  evaluator: {plugin: synthetic}\n"
+                                   "  controller: {plugin: ppo, preset: nasnet_paper, minibatches: 2}\n";
+  const nas::PipelineConfig c = resolve(dir / "c.yaml");
+  const nas::Params& p = c.stages.at(0).slots.at("controller").at(0).params;
+  EXPECT_EQ(p.get<std::int64_t>("epochs"), 1) << "from the preset";
+  EXPECT_FALSE(p.get<bool>("normalize_advantages")) << "from the preset";
+  EXPECT_EQ(p.get<std::int64_t>("minibatches"), 2) << "given beside the preset: overrides it";
+  std::ofstream(dir / "bad.yaml") << "search:\n  space: {plugin: nasnet}\n  evaluator: {plugin: synthetic}\n"
+                                     "  controller: {plugin: ppo, preset: nasnet_papr}\n";
+  EXPECT_THAT(errors(dir / "bad.yaml"), ::testing::ElementsAre(HasSubstr("search.controller.preset: expected one of")));
+  fs::remove_all(dir);
+}
+
 }  // namespace

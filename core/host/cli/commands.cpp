@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nas/abi.h"
+#include "nas/ablation.hpp"
 #include "nas/config.hpp"
 #include "nas/cost.hpp"
 #include "nas/genotype_file.hpp"
@@ -35,6 +36,7 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  run CONFIG [KEY.PATH=VALUE ...]   run the pipeline a YAML file describes\n"
+    "  ablate FILE [KEY.PATH=VALUE ...]  run an ablation (arms x grid x seeds) and compare its arms\n"
     "  plugins list                      list the plugins found, and those that failed to load\n"
     "  plugins describe KEY              show a plugin's parameters, e.g. 'dataset/synthetic'\n"
     "  inspect GENOTYPE                  parameters, multiply-adds and stage shapes of a genotype's network\n"
@@ -124,7 +126,7 @@ int run_command(const std::vector<std::string>& args) {
   std::string config_file;
   std::vector<std::string> overrides;
   std::string run_dir, resume;
-  std::int64_t nproc = 0;
+  std::int64_t nproc = 0, threads = 0;
   bool dry_run = false;
   PluginOptions plugins;
   LogOptions logging;
@@ -134,6 +136,7 @@ int run_command(const std::vector<std::string>& args) {
       ("resume", po::value(&resume), "continue the run in RUN_DIR (after a kill) with the config saved there")
       ("run-dir", po::value(&run_dir), "put the run in DIR (must not exist or be empty) instead of OUTPUT_DIR/NAME/TIMESTAMP")
       ("nproc", po::value(&nproc), "start N worker processes on this machine: they evaluate the search's architectures, share the retraining and train the final network data-parallel with this one")
+      ("threads", po::value(&threads), "intra-op threads of this process, instead of experiment.threads (nas-host ablate sets them per run)")
       ("config", po::value(&config_file), "the pipeline's YAML file")
       ("override", po::value(&overrides), "KEY.PATH=VALUE, typed by the schema");
   plugins.add_to(desc);
@@ -165,6 +168,8 @@ int run_command(const std::vector<std::string>& args) {
   for (const BrokenPlugin& broken : registry.broken())
     log.warn("plugin '{}' not loaded: {}", broken.file.string(), broken.error);
   PipelineConfig config = resolve(doc, registry);
+  if (threads < 0) throw UsageError(fmt::format("run: --threads {}: expected 1 or more (0: experiment.threads)", threads));
+  if (threads > 0) config.experiment.threads = threads;
 
   if (dry_run) {
     fmt::print("{}\n{}", config.resolved_yaml, plan_text(config));
@@ -186,6 +191,51 @@ int run_command(const std::vector<std::string>& args) {
                                  : make_run_dir(config.experiment, run_dir.empty() ? std::nullopt : std::optional<fs::path>(run_dir));
   run_pipeline(config, registry, log, dir, options);
   return 0;
+}
+
+int ablate_command(const std::vector<std::string>& args) {
+  std::string file, resume;
+  std::vector<std::string> overrides;
+  AblationOptions options;
+  PluginOptions plugins;
+  LogOptions logging;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")
+      ("dry-run", po::bool_switch(&options.dry_run), "list the runs and validate every one, then exit")
+      ("resume", po::value(&resume), "finish the ablation in DIR (after a kill): finished runs are kept, interrupted ones resume")
+      ("jobs,j", po::value(&options.jobs), "runs at once in this process (default: one per core, as memory allows)")
+      ("nproc", po::value(&options.nproc), "start N more ablate processes on this machine that share the runs (what torchrun or SLURM do across machines)")
+      ("file", po::value(&file), "the ablation's YAML file")
+      ("override", po::value(&overrides), "KEY.PATH=VALUE: a key of the ablation file (seeds=3) or of every run's config (search.evaluations=50)");
+  plugins.add_to(desc);
+  logging.add_to(desc);
+  po::positional_options_description positional;
+  positional.add("file", 1).add("override", -1);
+  if (parse_or_help(args, desc, positional, "ablate",
+                    "usage: nas-host ablate FILE [KEY.PATH=VALUE ...] [--jobs J] [--nproc W] [--dry-run] [-v]\n"
+                    "       nas-host ablate --resume DIR [--jobs J] [--nproc W]\n\n"
+                    "Runs every arm of an ablation file (a base config and overrides of its keys) for every grid\n"
+                    "point and seed, each an ordinary run in ABLATIONS/NAME/TIMESTAMP/ARM/seed-K, and compares the\n"
+                    "arms against the baseline: ablation.md, ablation.json, ablation.csv (docs/ablation.md).\n"))
+    return 0;
+  if (options.jobs < 0 || options.nproc < 0) throw UsageError("ablate: --jobs and --nproc take a count >= 0");
+  Logger log(logging.threshold());
+  options.executable = kSelf;
+  options.child_args = plugins.as_args();
+  for (std::string& arg : logging.as_args()) options.child_args.push_back(std::move(arg));
+  if (!resume.empty()) {
+    if (!file.empty()) throw UsageError("ablate: --resume takes the plan saved in DIR; give no FILE");
+    if (options.dry_run) throw UsageError("ablate: --dry-run checks an ablation file; give FILE, not --resume");
+    return resume_ablation(resume, log, options);
+  }
+  if (file.empty()) throw UsageError("ablate: missing FILE; see 'nas-host ablate --help'");
+  const RegistryLoader load = [&](const std::vector<fs::path>& config_dirs) {
+    Registry registry = plugins.load(log, config_dirs);
+    for (const BrokenPlugin& broken : registry.broken())
+      log.warn("plugin '{}' not loaded: {}", broken.file.string(), broken.error);
+    return registry;
+  };
+  return ablate(file, overrides, load, log, options);
 }
 
 // Internal: started by a search or retrain stage (see docs/search.md, "Isolation"), never by users.
@@ -283,16 +333,20 @@ int plugins_describe(const std::vector<std::string>& args) {
   };
   fmt::print("{}  (plugin '{}' {}, {})\n  {}\n", e.key, e.plugin->name, e.plugin->version, e.plugin->file.string(), e.doc);
   if (!e.capabilities.empty()) fmt::print("  capabilities: {}\n", fmt::join(e.capabilities, ", "));
-  fmt::print("\nparameters:\n");
-  print_schema(e.schema);
-  if (!e.models.schema.empty()) {
-    fmt::print("\nmodel parameters (in the sections of the stages and evaluators that train its networks):\n");
-    print_schema(e.models.schema);
-    for (const auto& [name, values] : e.models.presets) {
+  auto print_presets = [](const Presets& presets) {
+    for (const auto& [name, values] : presets) {
       std::vector<std::string> settings;
       for (const auto& [param, value] : values) settings.push_back(fmt::format("{}={}", param, to_string(value)));
       fmt::print("  preset {}: {}\n", name, fmt::join(settings, " "));
     }
+  };
+  fmt::print("\nparameters:\n");
+  print_schema(e.schema);
+  print_presets(e.presets);
+  if (!e.models.schema.empty()) {
+    fmt::print("\nmodel parameters (in the sections of the stages and evaluators that train its networks):\n");
+    print_schema(e.models.schema);
+    print_presets(e.models.presets);
   }
   fmt::print("\nin a config:\n  {}:\n    plugin: {}\n", e.kind, e.name);
   for (const ParamSpec& p : e.schema)
@@ -483,6 +537,7 @@ int dispatch(int argc, char** argv) {
   std::string command = args[0];
   args.erase(args.begin());
   if (command == "run") return run_command(args);
+  if (command == "ablate") return ablate_command(args);
   if (command == "inspect") return inspect_command(args);
   if (command == "genotype") return genotype_command(args);
   if (command == "evaluator") return evaluator_command(args);

@@ -9,17 +9,12 @@
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include "config_document.hpp"
 #include "yaml_values.hpp"
 
 namespace fs = std::filesystem;
 
 namespace nas {
-
-struct ConfigDocument::Impl {
-  fs::path file;
-  YAML::Node root;
-  std::vector<std::pair<std::string, std::string>> overrides;  // key path, the override as typed
-};
 
 namespace {
 
@@ -131,26 +126,30 @@ std::optional<Value> convert(const YAML::Node& node, const ParamSpec& spec) {
   }
 }
 
-using Preset = std::map<std::string, Value>;
+using Preset = Presets::mapped_type;
 
-// The model parameters a section that builds networks takes: the space's, and `preset` when it has presets.
-Schema model_params(const Entry& space) {
-  Schema schema = space.models.schema;
-  if (!space.models.presets.empty()) {
+// `schema` and, when there are presets, `preset`: the one whose values fill the keys a section leaves out.
+Schema with_preset_choice(Schema schema, const Presets& presets, std::string_view what) {
+  if (!presets.empty()) {
     std::vector<std::string> names{"none"};
-    for (const auto& [name, values] : space.models.presets) names.push_back(name);
-    schema.insert(schema.begin(), param::choice("preset", names, "none").help("a named model (the paper's) whose "
-                                                                               "parameters fill those not set here"));
+    for (const auto& [name, values] : presets) names.push_back(name);
+    schema.insert(schema.begin(), param::choice("preset", names, "none").help(
+                                      fmt::format("{} whose parameters fill those not set here", what)));
   }
   return schema;
 }
 
+// The model parameters a section that builds networks takes: the space's, and `preset` when it has presets.
+Schema model_params(const Entry& space) {
+  return with_preset_choice(space.models.schema, space.models.presets, "a named model (the paper's)");
+}
+
 // The preset a section names, if it names a known one (a bad name is reported with the other keys).
-const Preset* preset_of(const YAML::Node& section, const Entry& space) {
+const Preset* preset_of(const YAML::Node& section, const Presets& presets) {
   const YAML::Node node = child(section, "preset");
   if (!node.IsDefined() || !node.IsScalar()) return nullptr;
-  auto it = space.models.presets.find(node.Scalar());
-  return it == space.models.presets.end() ? nullptr : &it->second;
+  auto it = presets.find(node.Scalar());
+  return it == presets.end() ? nullptr : &it->second;
 }
 
 // Walks the document, collecting every problem instead of stopping at the first.
@@ -238,8 +237,11 @@ class Validator {
     try {
       const Entry& entry = registry.require(slot.kind, name.Scalar());
       const bool trains = space && entry.has(capability::trains_recipe);
-      Schema schema = trains ? with_model(entry.schema, *space, node, path) : entry.schema;
-      Params values = params(node, path, schema, {std::string(kPlugin)}, trains ? preset_of(node, *space) : nullptr);
+      Schema schema = with_preset_choice(entry.schema, entry.presets, "a named setting of this plugin");
+      if (trains) schema = with_model(schema, *space, node, path);  // both with presets: 'preset' clashes
+      const Preset* preset = preset_of(node, trains && !space->models.presets.empty() ? space->models.presets
+                                                                                     : entry.presets);
+      Params values = params(node, path, schema, {std::string(kPlugin)}, preset);
       return PluginChoice{&entry, std::move(values), std::move(schema)};
     } catch (const UsageError& e) {
       error(name, key, e.what());
@@ -248,24 +250,35 @@ class Validator {
   }
 
  private:
-  // Relative paths: to the config file's folder, or the current folder for command-line values.
+  // Relative paths: to the folder of the file that wrote the value (the config file, or the file an
+  // override came from), or the current folder for command-line values.
   std::string absolute_path(const std::string& value, const std::string& key) const {
     if (value.empty() || fs::path(value).is_absolute()) return value;
-    fs::path base = override_of(key) ? fs::current_path() : fs::absolute(doc_.file).parent_path();
+    const Override* by = override_of(key);
+    fs::path base = !by ? fs::absolute(doc_.file).parent_path()
+                        : by->from_file.empty() ? fs::current_path() : fs::absolute(by->from_file).parent_path();
     return (base / value).lexically_normal().string();
   }
 
-  // The command-line override that set `key` or a section above it, if one did.
-  const std::string* override_of(const std::string& key) const {
-    for (const auto& [path, text] : doc_.overrides)
-      if (key == path || key.starts_with(path + ".")) return &text;
+  // The last override that set `key` or a section above it, if one did.
+  const Override* override_of(const std::string& key) const {
+    for (auto it = doc_.overrides.rbegin(); it != doc_.overrides.rend(); ++it)
+      if (key == it->path || key.starts_with(it->path + ".")) return &*it;
+    return nullptr;
+  }
+
+  // The last override below `key`: one that created the section `key` names.
+  const Override* override_below(const std::string& key) const {
+    for (auto it = doc_.overrides.rbegin(); it != doc_.overrides.rend(); ++it)
+      if (it->path.starts_with(key + ".")) return &*it;
     return nullptr;
   }
 
   Location where(const YAML::Node& node, const std::string& key) const {
-    if (const std::string* text = override_of(key))
-      return Location{fmt::format("command-line override '{}'", *text), 0, 0};
-    Location location{doc_.file.string(), 0, 0};
+    const Override* by = override_of(key);
+    if (!by && (!node.IsDefined() || node.Mark().is_null())) by = override_below(key);
+    if (by && by->from_file.empty()) return Location{fmt::format("command-line override '{}'", by->text), 0, 0};
+    Location location{by ? by->from_file.string() : doc_.file.string(), 0, 0};
     if (node.IsDefined() && !node.Mark().is_null()) {
       location.line = node.Mark().line + 1;
       location.column = node.Mark().column + 1;
@@ -277,19 +290,7 @@ class Validator {
   std::vector<Diagnostic> diagnostics_;
 };
 
-void apply_override(ConfigDocument::Impl& doc, const std::string& text) {
-  auto fail = [&](std::string message) {
-    throw ConfigError({Diagnostic{Location{fmt::format("command-line override '{}'", text), 0, 0}, "", std::move(message)}});
-  };
-  std::size_t eq = text.find('=');
-  if (eq == std::string::npos || eq == 0) fail("expected KEY.PATH=VALUE");
-  std::string path = text.substr(0, eq);
-  YAML::Node value;
-  try {
-    value = YAML::Load(text.substr(eq + 1));
-  } catch (const YAML::Exception& e) {
-    fail(fmt::format("the value is not valid YAML: {}", e.msg));
-  }
+std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> parts;
   for (std::size_t start = 0;;) {
     std::size_t dot = path.find('.', start);
@@ -297,10 +298,24 @@ void apply_override(ConfigDocument::Impl& doc, const std::string& text) {
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
+  return parts;
+}
+
+}  // namespace
+
+void set_value(ConfigDocument::Impl& doc, const Override& by, const YAML::Node& value) {
+  auto fail = [&](std::string message) {
+    const Location where = by.from_file.empty()
+                               ? Location{fmt::format("command-line override '{}'", by.text), 0, 0}
+                               : Location{by.from_file.string(), value.Mark().is_null() ? 0 : value.Mark().line + 1,
+                                          value.Mark().is_null() ? 0 : value.Mark().column + 1};
+    throw ConfigError({Diagnostic{where, by.path, std::move(message)}});
+  };
+  const std::vector<std::string> parts = split_path(by.path);
   YAML::Node node = doc.root;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const std::string& part = parts[i];
-    if (part.empty()) fail(fmt::format("'{}' has an empty key", path));
+    if (part.empty()) fail(fmt::format("'{}' has an empty key", by.path));
     bool last = i + 1 == parts.size();
     if (node.IsSequence()) {
       std::size_t index = 0;
@@ -320,10 +335,23 @@ void apply_override(ConfigDocument::Impl& doc, const std::string& text) {
       node.reset(node[part]);
     }
   }
-  doc.overrides.emplace_back(path, text);
+  doc.overrides.push_back(by);
 }
 
-}  // namespace
+void apply_override(ConfigDocument::Impl& doc, const std::string& text) {
+  auto fail = [&](std::string message) {
+    throw ConfigError({Diagnostic{Location{fmt::format("command-line override '{}'", text), 0, 0}, "", std::move(message)}});
+  };
+  std::size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) fail("expected KEY.PATH=VALUE");
+  YAML::Node value;
+  try {
+    value = YAML::Load(text.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    fail(fmt::format("the value is not valid YAML: {}", e.msg));
+  }
+  set_value(doc, Override{text.substr(0, eq), text, {}}, value);
+}
 
 void emit_value(YAML::Emitter& out, const Value& value) {
   struct Visitor {
@@ -390,10 +418,10 @@ ConfigDocument ConfigDocument::load(const fs::path& file, const std::vector<std:
   if (!impl->root.IsMap())
     throw ConfigError({Diagnostic{Location{file.string(), 1, 1}, "", "expected a map of sections at the top level"}});
   for (const std::string& text : overrides) apply_override(*impl, text);
-  ConfigDocument doc;
-  doc.impl_ = std::move(impl);
-  return doc;
+  return ConfigDocument(std::move(impl));
 }
+
+ConfigDocument::ConfigDocument(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 const fs::path& ConfigDocument::file() const { return impl_->file; }
 
@@ -432,7 +460,8 @@ Params validate_assignments(const std::vector<std::string>& assignments, const S
   for (const std::string& text : assignments) apply_override(impl, text);
   Validator validator(impl);
   Params params = validator.params(impl.root, "", schema, {},
-                                   space_with_presets ? preset_of(impl.root, *space_with_presets) : nullptr);
+                                   space_with_presets ? preset_of(impl.root, space_with_presets->models.presets)
+                                                      : nullptr);
   validator.throw_if_any();
   return params;
 }
@@ -537,7 +566,7 @@ PipelineConfig resolve(const ConfigDocument& doc, const Registry& registry, cons
     const Preset* preset = nullptr;
     if (def.trains && space) {
       stage.schema = validator.with_model(def.params, *space, section, name);
-      preset = preset_of(section, *space);
+      preset = preset_of(section, space->models.presets);
     }
     stage.params = validator.params(section, name, stage.schema, slot_names, preset);
     config.stages.push_back(std::move(stage));

@@ -12,6 +12,7 @@
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 
 #include "cluster.hpp"
@@ -55,6 +56,8 @@ fs::path make_run_dir(const Experiment& experiment, const std::optional<fs::path
     if (ec) throw Error(fmt::format("cannot create run directory '{}': {}", dir.string(), ec.message()));
   }
 }
+
+fs::path finished_marker(const fs::path& run_dir) { return run_dir / "finished.json"; }
 
 std::string plan_text(const PipelineConfig& config) {
   std::string text = fmt::format("plan for '{}' (seed {}):\n", config.experiment.name, config.experiment.seed);
@@ -167,12 +170,14 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
                         .device = device, .registry = &registry},
                        cluster ? &*cluster : nullptr,
                        processes ? &*processes : nullptr};
+  nlohmann::ordered_json stages = nlohmann::ordered_json::object();
   for (const StageConfig& stage : config.stages) {
     auto start = std::chrono::steady_clock::now();
     log.info("stage '{}' started", stage.def->name);
     stage.def->run(stage, registry, context);
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     log.info("stage '{}' done in {:.1f} s", stage.def->name, took.count());
+    stages[stage.def->name] = took.count();
   }
   if (cluster && workers.empty()) {
     // Under torchrun's agent or SLURM, this process may serve the store: it stays until every worker
@@ -187,6 +192,11 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
     if (WIFSIGNALED(status)) log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
     else if (WEXITSTATUS(status) != 0) log.warn("worker process {} exited with status {}", pid, WEXITSTATUS(status));
   }
+  // Last, and atomically (a rename): whoever sees the marker sees a complete run.
+  const fs::path marker = finished_marker(run_dir), partial = fs::path(marker).concat(".partial");
+  std::ofstream(partial) << nlohmann::ordered_json{{"finished_at", utc_timestamp()}, {"stage_seconds", stages}}.dump(2)
+                         << "\n";
+  fs::rename(partial, marker);
   log.info("run finished; outputs in {}", run_dir.string());
 }
 

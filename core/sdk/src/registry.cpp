@@ -46,6 +46,30 @@ void Registrar::add_entry(std::string kind, std::string name, std::string doc, S
                            nullptr, std::move(factory), std::move(capabilities)});
 }
 
+namespace {
+
+// Every value of every preset is one of `schema`'s parameters, of its type, in its range.
+void check_presets(const Entry& entry, const Schema& schema, const Presets& presets, std::string_view what) {
+  for (const auto& [preset, values] : presets)
+    for (const auto& [key, value] : values) {
+      const ParamSpec* spec = find_param(schema, key);
+      if (!spec || !spec->default_value || value.index() != spec->default_value->index())
+        throw Error(fmt::format("{}: preset '{}' sets '{}', which is not {} of that type (with a default)", entry.key,
+                                preset, key, what));
+      const double* number = std::get_if<double>(&value);
+      const std::int64_t* integer = std::get_if<std::int64_t>(&value);
+      const double x = number ? *number : integer ? static_cast<double>(*integer) : 0.0;
+      const std::string* text = std::get_if<std::string>(&value);
+      if (((number || integer) && ((spec->min && x < *spec->min) || (spec->max && x > *spec->max))) ||
+          (spec->type == ParamType::choice && text &&
+           std::find(spec->choices.begin(), spec->choices.end(), *text) == spec->choices.end()))
+        throw Error(fmt::format("{}: preset '{}' sets '{}' to {}; expected {}", entry.key, preset, key,
+                                to_string(value), spec->expected()));
+    }
+}
+
+}  // namespace
+
 void Registrar::set_models(ModelFamily models) {
   const Entry& space = entries_.back();
   for (const ParamSpec& spec : models.schema) {
@@ -54,23 +78,16 @@ void Registrar::set_models(ModelFamily models) {
                               spec.name));
     if (!spec.default_value) throw Error(fmt::format("{}: model parameter '{}' needs a default", space.key, spec.name));
   }
-  for (const auto& [preset, values] : models.presets)
-    for (const auto& [key, value] : values) {
-      const ParamSpec* spec = find_param(models.schema, key);
-      if (!spec || value.index() != spec->default_value->index())
-        throw Error(fmt::format("{}: preset '{}' sets '{}', which is not a model parameter of that type", space.key,
-                                preset, key));
-      const double* number = std::get_if<double>(&value);
-      const std::int64_t* integer = std::get_if<std::int64_t>(&value);
-      const double x = number ? *number : integer ? static_cast<double>(*integer) : 0.0;
-      const std::string* text = std::get_if<std::string>(&value);
-      if (((number || integer) && ((spec->min && x < *spec->min) || (spec->max && x > *spec->max))) ||
-          (spec->type == ParamType::choice && text &&
-           std::find(spec->choices.begin(), spec->choices.end(), *text) == spec->choices.end()))
-        throw Error(fmt::format("{}: preset '{}' sets '{}' to {}; expected {}", space.key, preset, key,
-                                to_string(value), spec->expected()));
-    }
+  check_presets(space, models.schema, models.presets, "a model parameter");
   entries_.back().models = std::move(models);
+}
+
+void Registrar::set_presets(Presets presets) {
+  const Entry& entry = entries_.back();
+  if (find_param(entry.schema, "preset"))
+    throw Error(fmt::format("{}: a plugin with presets cannot have a parameter named 'preset'", entry.key));
+  check_presets(entry, entry.schema, presets, "one of its parameters");
+  entries_.back().presets = std::move(presets);
 }
 
 void Registry::commit(const std::shared_ptr<const PluginFile>& plugin, std::vector<Entry> entries) {

@@ -2,8 +2,11 @@
 // decisions in order; each decision has its own softmax over exactly its valid choices (a shared
 // softmax masked to them, per step), and the chosen option's embedding is the next step's input.
 // Rewards minus an exponential-moving-average baseline are the advantages; every `update_every`
-// results the policy takes Adam steps on the PPO clipped objective, or one plain policy-gradient step.
+// results the policy takes one plain policy-gradient step (REINFORCE) or, as PPO does, several
+// epochs of Adam steps over shuffled minibatches of them on the clipped objective.
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <sstream>
 
@@ -39,18 +42,32 @@ struct PolicyOptions {
   }
 };
 
-// PPO's own.
+// PPO's own. With one epoch of one minibatch the ratio is 1 at the step (the policy that proposed
+// is the one updated) and PPO takes REINFORCE's step; several epochs are what the clip is for.
 struct PpoOptions {
   double clip = 0.2;
-  std::int64_t epochs = 1;
+  std::int64_t epochs = 4;
+  std::int64_t minibatches = 4;
+  bool normalize_advantages = true;
 
   static auto fields() {
     using O = PpoOptions;
-    return std::tuple{nas::field("clip", &O::clip).range(0, 10).help("PPO clip range: the probability ratio is kept "
-                                                                     "in [1-clip, 1+clip]"),
-                      nas::field("epochs", &O::epochs).range(1, 1000).help("PPO passes over each batch of results")};
+    return std::tuple{
+        nas::field("clip", &O::clip).range(0, 10).help("PPO clip range: the probability ratio is kept in [1-clip, 1+clip]"),
+        nas::field("epochs", &O::epochs).range(1, 1000).help("PPO passes over each batch of results"),
+        nas::field("minibatches", &O::minibatches).range(1, 100000).help(
+            "each pass shuffles the batch into this many minibatches, one Adam step each"),
+        nas::field("normalize_advantages", &O::normalize_advantages).help(
+            "divide each batch's advantages by their standard deviation (the baseline still centres them): the "
+            "same step for rewards in [0, 1] or in percent, and against the entropy bonus")};
   }
 };
+
+// The paper's settings (appendix: lr 0.00035, entropy 1e-5, baseline decay 0.95, 20 per update) say
+// nothing of epochs or minibatches; one of each is the plain reading, and REINFORCE's step.
+const nas::Presets ppo_presets{{"nasnet_paper",
+                                {{"epochs", std::int64_t{1}}, {"minibatches", std::int64_t{1}},
+                                 {"normalize_advantages", false}}}};
 
 struct Settings : PolicyOptions, PpoOptions {
   bool ppo = true;  // false: REINFORCE
@@ -263,20 +280,36 @@ class PolicyGradientController final : public nas::Controller {
     for (const Result& r : pending_) *baseline_ = s_.baseline_decay * *baseline_ + (1 - s_.baseline_decay) * r.reward;
     pending_.clear();
 
-    for (std::int64_t epoch = 0; epoch < (s_.ppo ? s_.epochs : 1); ++epoch) {
-      Policy::Score trace = policy_->score(actions);
-      at::Tensor objective;
-      if (s_.ppo) {
-        at::Tensor ratio = torch::exp(trace.log_prob - old_log_prob);
-        objective = torch::min(ratio * advantage, torch::clamp(ratio, 1 - s_.clip, 1 + s_.clip) * advantage);
-      } else {
-        objective = trace.log_prob * advantage;
-      }
-      at::Tensor loss = -(objective.mean() + s_.entropy_weight * trace.entropy.mean());
-      optimizer_.zero_grad();
-      loss.backward();
-      optimizer_.step();
+    if (s_.ppo && s_.normalize_advantages && n > 1) advantage = advantage / (advantage.std() + 1e-8);
+    if (!s_.ppo) {
+      const Policy::Score trace = policy_->score(actions);
+      step(trace.log_prob * advantage, trace.entropy);
+      return;
     }
+    const std::int64_t minibatches = std::min(s_.minibatches, n);
+    for (std::int64_t epoch = 0; epoch < s_.epochs; ++epoch) {
+      // A permutation from the controller's generator: the same updates for a seed (and none drawn
+      // for one minibatch, so that the paper's preset proposes exactly what REINFORCE would).
+      std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+      std::iota(order.begin(), order.end(), 0);
+      if (minibatches > 1) std::shuffle(order.begin(), order.end(), rng_);
+      for (std::int64_t m = 0; m < minibatches; ++m) {
+        const std::int64_t begin = m * n / minibatches, end = (m + 1) * n / minibatches;
+        at::Tensor rows = torch::tensor(std::vector<std::int64_t>(order.begin() + begin, order.begin() + end));
+        Policy::Score trace = policy_->score(actions.index_select(0, rows));
+        at::Tensor ratio = torch::exp(trace.log_prob - old_log_prob.index_select(0, rows));
+        at::Tensor a = advantage.index_select(0, rows);
+        step(torch::min(ratio * a, torch::clamp(ratio, 1 - s_.clip, 1 + s_.clip) * a), trace.entropy);
+      }
+    }
+  }
+
+  // One Adam step up the mean objective plus the entropy bonus.
+  void step(const at::Tensor& objective, const at::Tensor& entropy) {
+    at::Tensor loss = -(objective.mean() + s_.entropy_weight * entropy.mean());
+    optimizer_.zero_grad();
+    loss.backward();
+    optimizer_.step();
   }
 
   std::vector<nas::Decision> decisions_;
@@ -289,14 +322,16 @@ class PolicyGradientController final : public nas::Controller {
 };
 
 void register_all(nas::Registrar& r) {
-  r.add<nas::Controller>("ppo", "the NASNet controller: LSTM policy trained with PPO (the paper's settings by default)",
+  r.add<nas::Controller>("ppo", "the NASNet controller: LSTM policy trained with PPO (preset nasnet_paper: the paper's "
+                         "settings)",
                          nas::join({nas::schema_of<PolicyOptions>(), nas::schema_of<PpoOptions>()}),
                          [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
                            Settings s;
                            static_cast<PolicyOptions&>(s) = nas::options_from<PolicyOptions>(p);
                            static_cast<PpoOptions&>(s) = nas::options_from<PpoOptions>(p);
                            return std::make_unique<PolicyGradientController>(args.decisions, s, context.seed);
-                         });
+                         },
+                         {}, ppo_presets);
   r.add<nas::Controller>("reinforce", "the NASNet controller's LSTM policy trained with plain REINFORCE",
                          nas::schema_of<PolicyOptions>(),
                          [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {

@@ -57,7 +57,8 @@ class NAS_API ConfigDocument {
   /// the resolved config a run saves names every plugin folder it used (--resume needs them).
   void add_plugin_paths(const std::vector<std::filesystem::path>& dirs);
 
-  struct Impl;
+  struct Impl;  ///< the YAML tree (config_document.hpp, internal to the host)
+  explicit ConfigDocument(std::shared_ptr<Impl> impl);
   const Impl& impl() const { return *impl_; }
 
  private:

@@ -18,6 +18,9 @@ namespace nas {
 NAS_API std::filesystem::path make_run_dir(const Experiment& experiment,
                                            const std::optional<std::filesystem::path>& requested);
 
+/// The file a run writes last, once every stage has finished: a run folder with it is complete.
+NAS_API std::filesystem::path finished_marker(const std::filesystem::path& run_dir);
+
 /// What a run would do: stages in order, each plugin with its key, version and file.
 NAS_API std::string plan_text(const PipelineConfig& config);
 

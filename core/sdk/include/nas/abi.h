@@ -10,9 +10,10 @@
 #include <stdint.h>
 
 /* 2.0: the SDK split into libnas-sdk and libnas-engine; Context, Space and Network changed (model
- * families, capabilities). Minor versions add to what plugins may use. */
+ * families, capabilities). Minor versions add to what plugins may use. 2.1: presets of any plugin's
+ * own parameters (Registrar::add's presets, Entry::presets). */
 #define NAS_ABI_MAJOR 2u
-#define NAS_ABI_MINOR 0u
+#define NAS_ABI_MINOR 1u
 #define NAS_PLUGIN_ENTRY_SYMBOL "nas_plugin_entry"
 
 #ifdef __cplusplus

@@ -50,12 +50,16 @@ struct PluginFile {
   std::string version;
 };
 
+/// Named sets of parameter values (e.g. the paper's settings), which a section selects with
+/// `preset: NAME`; the keys the section gives itself override the preset's.
+using Presets = std::map<std::string, std::map<std::string, Value>, std::less<>>;
+
 /// The networks a space builds: the parameters they are built from (NASNet: layout, N, F, ...),
-/// which the sections of the stages and evaluators that train take beside their own, and named
-/// presets of them (the paper's models), which a section selects with `preset: NAME`.
+/// which the sections of the stages and evaluators that train take beside their own, and presets
+/// of them (the paper's models).
 struct ModelFamily {
   Schema schema;
-  std::map<std::string, std::map<std::string, Value>, std::less<>> presets;
+  Presets presets;
 };
 
 struct Entry {
@@ -68,6 +72,7 @@ struct Entry {
   std::shared_ptr<const AnyFactory> factory;
   std::vector<std::string> capabilities;  ///< see nas::capability
   ModelFamily models;                      ///< a space's; empty for other kinds
+  Presets presets;                         ///< of the plugin's own parameters (ABI 2.1)
 
   bool has(std::string_view capability) const {
     return std::find(capabilities.begin(), capabilities.end(), capability) != capabilities.end();
@@ -79,9 +84,11 @@ struct Entry {
 class NAS_API Registrar {
  public:
   template <class I>
-  void add(std::string name, std::string doc, Schema schema, Factory<I> make, std::vector<std::string> capabilities = {}) {
+  void add(std::string name, std::string doc, Schema schema, Factory<I> make, std::vector<std::string> capabilities = {},
+           Presets presets = {}) {
     add_entry(std::string(KindOf<I>::name), std::move(name), std::move(doc), std::move(schema),
               std::make_shared<TypedFactory<I>>(std::move(make)), std::move(capabilities));
+    if (!presets.empty()) set_presets(std::move(presets));
   }
   /// A space, and the family of networks it builds (its build() receives their parameters).
   template <class S>
@@ -100,6 +107,7 @@ class NAS_API Registrar {
   void add_entry(std::string kind, std::string name, std::string doc, Schema schema,
                  std::shared_ptr<const AnyFactory> factory, std::vector<std::string> capabilities);
   void set_models(ModelFamily models);  // of the entry added last
+  void set_presets(Presets presets);    // of the entry added last
   std::vector<Entry> entries_;
   std::string failure_;
 };
