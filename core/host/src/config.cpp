@@ -279,6 +279,7 @@ class Validator {
     if (!by && (!node.IsDefined() || node.Mark().is_null())) by = override_below(key);
     if (by && by->from_file.empty()) return Location{fmt::format("command-line override '{}'", by->text), 0, 0};
     Location location{by ? by->from_file.string() : doc_.file.string(), 0, 0};
+    if (by && (!node.IsDefined() || node.Mark().is_null())) return by->at;
     if (node.IsDefined() && !node.Mark().is_null()) {
       location.line = node.Mark().line + 1;
       location.column = node.Mark().column + 1;
@@ -305,10 +306,8 @@ std::vector<std::string> split_path(const std::string& path) {
 
 void set_value(ConfigDocument::Impl& doc, const Override& by, const YAML::Node& value) {
   auto fail = [&](std::string message) {
-    const Location where = by.from_file.empty()
-                               ? Location{fmt::format("command-line override '{}'", by.text), 0, 0}
-                               : Location{by.from_file.string(), value.Mark().is_null() ? 0 : value.Mark().line + 1,
-                                          value.Mark().is_null() ? 0 : value.Mark().column + 1};
+    const Location where = by.from_file.empty() ? Location{fmt::format("command-line override '{}'", by.text), 0, 0}
+                                                : by.at;
     throw ConfigError({Diagnostic{where, by.path, std::move(message)}});
   };
   const std::vector<std::string> parts = split_path(by.path);
@@ -350,7 +349,7 @@ void apply_override(ConfigDocument::Impl& doc, const std::string& text) {
   } catch (const YAML::Exception& e) {
     fail(fmt::format("the value is not valid YAML: {}", e.msg));
   }
-  set_value(doc, Override{text.substr(0, eq), text, {}}, value);
+  set_value(doc, Override{text.substr(0, eq), text, {}, {}}, value);
 }
 
 void emit_value(YAML::Emitter& out, const Value& value) {

@@ -18,6 +18,7 @@ struct Override {
   std::string text;                 ///< a command-line override as typed
   std::filesystem::path from_file;  ///< else the file the value is a node of: its marks name the lines
                                     ///< of errors and its folder anchors relative paths
+  Location at;                      ///< where in that file the override is written (for keys it creates)
 };
 
 struct ConfigDocument::Impl {

@@ -25,14 +25,17 @@ const std::vector<std::string> kKeys{"name", "base", "set", "output_dir", "arms"
                                      "metrics", "checkpoints", "baseline", "statistics"};
 const std::vector<std::string> kMetrics{"best_reward", "final_score", "test_accuracy"};
 
+Location location(const fs::path& file, const YAML::Node& node) {
+  if (!node.IsDefined() || node.Mark().is_null()) return {file.string(), 0, 0};
+  return {file.string(), node.Mark().line + 1, node.Mark().column + 1};
+}
+
 // Collects every problem of the ablation file, each at its line.
 class Problems {
  public:
   explicit Problems(fs::path file) : file_(std::move(file)) {}
   void add(const YAML::Node& node, std::string key, std::string message) {
-    Location where{file_.string(), 0, 0};
-    if (node.IsDefined() && !node.Mark().is_null()) where = {file_.string(), node.Mark().line + 1, node.Mark().column + 1};
-    diagnostics_.push_back({where, std::move(key), std::move(message)});
+    diagnostics_.push_back({location(file_, node), std::move(key), std::move(message)});
   }
   void add(const Diagnostic& d) {
     if (std::none_of(diagnostics_.begin(), diagnostics_.end(), [&](const Diagnostic& e) { return e.str() == d.str(); }))
@@ -101,8 +104,7 @@ YAML::Node load_file(const fs::path& file, const std::vector<std::string>& overr
 
 struct Arm {
   std::string name;
-  std::vector<std::pair<std::string, YAML::Node>> overrides;  // key path, value
-  YAML::Node node;
+  std::vector<std::pair<YAML::Node, YAML::Node>> overrides;  // key (a path), value
 };
 
 std::vector<Arm> read_arms(const YAML::Node& root, Problems& problems) {
@@ -121,7 +123,7 @@ std::vector<Arm> read_arms(const YAML::Node& root, Problems& problems) {
       problems.add(arm, key, "expected a map {name: NAME, KEY.PATH: VALUE, ...}");
       continue;
     }
-    Arm a{"", {}, arm};
+    Arm a{"", {}};
     const YAML::Node name = child(arm, "name");
     if (auto text = scalar_as<std::string>(name); !text || !std::regex_match(*text, name_pattern))
       problems.add(name.IsDefined() ? name : arm, key + ".name",
@@ -135,7 +137,7 @@ std::vector<Arm> read_arms(const YAML::Node& root, Problems& problems) {
       if (path == "name") continue;
       if (path == "experiment.seed" || path == "experiment")
         problems.add(it->first, key + "." + path, "the seed is the ablation's: set 'seeds', not experiment.seed, in arms");
-      a.overrides.emplace_back(path, it->second);
+      a.overrides.emplace_back(it->first, it->second);
     }
     out.push_back(std::move(a));
   }
@@ -144,7 +146,7 @@ std::vector<Arm> read_arms(const YAML::Node& root, Problems& problems) {
 
 struct Axis {
   std::string key;
-  YAML::Node values;
+  YAML::Node key_node, values;
 };
 
 std::vector<Axis> read_grid(const YAML::Node& root, Problems& problems) {
@@ -162,7 +164,7 @@ std::vector<Axis> read_grid(const YAML::Node& root, Problems& problems) {
     else if (key == "experiment.seed")
       problems.add(it->first, "grid." + key, "the seed is the ablation's: set 'seeds'");
     else
-      axes.push_back({key, it->second});
+      axes.push_back({key, it->first, it->second});
   }
   return axes;
 }
@@ -250,7 +252,7 @@ Settings read_settings(const YAML::Node& root, const std::vector<Arm>& arms, con
   if (statistics.IsDefined() && !statistics.IsMap()) problems.add(statistics, "statistics", "expected a map");
   bool data_changes = false;  // an arm that changes a dataset: same seed, other data
   for (const Arm& a : arms)
-    for (const auto& [path, value] : a.overrides) data_changes |= path.find("dataset") != std::string::npos;
+    for (const auto& [key, value] : a.overrides) data_changes |= key.Scalar().find("dataset") != std::string::npos;
   s.paired = !data_changes;
   for (auto it = statistics.IsMap() ? statistics.begin() : YAML::const_iterator(); statistics.IsMap() && it != statistics.end(); ++it) {
     const std::string key = it->first.Scalar(), path = "statistics." + key;
@@ -303,13 +305,16 @@ ConfigDocument run_document(const fs::path& file, const std::vector<std::string>
     impl->file = fs::absolute(file).parent_path() / base.Scalar();
     impl->root = YAML::LoadFile(impl->file.string());  // ConfigDocument::load checked it
   }
+  // Each override set by the node that writes it, so that errors name its line.
+  auto set = [&](const YAML::Node& key, const YAML::Node& value) {
+    set_value(*impl, Override{key.Scalar(), {}, file, location(file, key)}, value);
+  };
   if (const YAML::Node common = child(root, "set"); common.IsMap())
-    for (auto it = common.begin(); it != common.end(); ++it)
-      set_value(*impl, Override{it->first.Scalar(), {}, file}, it->second);
+    for (auto it = common.begin(); it != common.end(); ++it) set(it->first, it->second);
   for (const std::string& text : run_overrides) apply_override(*impl, text);
-  for (const auto& [path, value] : arms[arm].overrides) set_value(*impl, Override{path, {}, file}, value);
-  for (std::size_t k = 0; k < axes.size(); ++k) set_value(*impl, Override{axes[k].key, {}, file}, axes[k].values[point[k]]);
-  set_value(*impl, Override{"experiment.seed", {}, file}, YAML::Node(seed));
+  for (const auto& [key, value] : arms[arm].overrides) set(key, value);
+  for (std::size_t k = 0; k < axes.size(); ++k) set(axes[k].key_node, axes[k].values[point[k]]);
+  set_value(*impl, Override{"experiment.seed", {}, file, location(file, child(root, "seeds"))}, YAML::Node(seed));
   return ConfigDocument(std::move(impl));
 }
 
