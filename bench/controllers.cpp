@@ -1,5 +1,5 @@
 // Controller cost: time to propose 20 architectures and learn from their 20 results (one policy
-// update for ppo/reinforce), over the 50 decisions of the NASNet space (B = 5), and memory.
+// update for ppo/reinforce; ppo with its defaults and with its nasnet_paper preset), over the 50 decisions of the NASNet space (B = 5), and memory.
 //
 //   build/release/bin/nas_bench_controllers [--rounds 50] [--threads 1]
 //
@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -65,9 +67,15 @@ int main(int argc, char** argv) {
     long rss_growth_kb = 0;
   };
   std::vector<Run> runs;
-  for (const char* name : {"random", "evolution", "reinforce", "ppo"}) {
+  // ppo twice: its defaults (4 epochs of 4 minibatches) and its preset nasnet_paper (one step).
+  for (const auto& [label, name, preset] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"random", "random", ""}, {"evolution", "evolution", ""}, {"reinforce", "reinforce", ""},
+           {"ppo", "ppo", ""}, {"ppo paper", "ppo", "nasnet_paper"}}) {
+    auto values = defaults("controller", name).values();
+    if (!preset.empty())
+      for (const auto& [key, value] : registry.require("controller", name).presets.at(preset)) values[key] = value;
     long before = peak_rss_kb();
-    runs.push_back({name, registry.create<nas::Controller>(name, defaults("controller", name), context, {decisions}), {}, {}, 0});
+    runs.push_back({label, registry.create<nas::Controller>(name, nas::Params(values), context, {decisions}), {}, {}, 0});
     runs.back().rss_growth_kb = peak_rss_kb() - before;
   }
   std::int64_t index = 0;
