@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     long rss_growth_kb = 0;
   };
   std::vector<Run> runs;
-  // ppo twice: its defaults (4 epochs of 4 minibatches) and its preset nasnet_paper (one step).
+  // ppo twice: its defaults (4 epochs of 2 minibatches) and its preset nasnet_paper (one step).
   for (const auto& [label, name, preset] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"random", "random", ""}, {"evolution", "evolution", ""}, {"reinforce", "reinforce", ""},
            {"ppo", "ppo", ""}, {"ppo paper", "ppo", "nasnet_paper"}}) {

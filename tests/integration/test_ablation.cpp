@@ -1,6 +1,8 @@
 // nas-host ablate as a user runs it: expansion and validation, the folder and its outputs, the same
 // runs whatever the parallelism, kill -9 and --resume, and an ablation of a training stage.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -81,6 +83,23 @@ TEST_F(AblationTest, DryRunListsArmsTimesGridTimesSeedsAndRunsNothing) {
     EXPECT_THAT(r.output, HasSubstr(id));
   EXPECT_THAT(r.output, HasSubstr("baseline: random"));
   EXPECT_FALSE(fs::exists(dir_ / "ablations"));
+
+  // The base inline, as a map; seeds as a count.
+  write("inline.yaml", "base:\n"
+                       "  search:\n"
+                       "    evaluations: 10\n"
+                       "    space: {plugin: nasnet}\n"
+                       "    controller: {plugin: random}\n"
+                       "    evaluator: {plugin: synthetic}\n"
+                       "arms:\n  - {name: b2, search.space.blocks: 2}\n  - {name: b3, search.space.blocks: 3}\n"
+                       "seeds: 2\n");
+  r = host("ablate inline.yaml --dry-run");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("2 arms x 1 grid points x 2 seeds = 4 runs"));
+  EXPECT_THAT(r.output, HasSubstr("b3/seed-1"));
+  r = host("ablate inline.yaml --dry-run search.space.blockz=2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("command-line override 'search.space.blockz=2': search.space.blockz: unknown key"));
 }
 
 TEST_F(AblationTest, MistakesNameTheAblationFilesLineAndKey) {
@@ -111,7 +130,7 @@ TEST_F(AblationTest, MistakesNameTheAblationFilesLineAndKey) {
 }
 
 TEST_F(AblationTest, EveryRunIsAnOrdinaryRunAndTheArmsAreCompared) {
-  write("a.yaml", ablation(kTwoArms + "seeds: 3\ncheckpoints: {evaluations: [10, 20]}\n"));
+  write("a.yaml", ablation(kTwoArms + "seeds: 3\ncheckpoints: {evaluations: [10, 20], seconds: [3600]}\n"));
   auto r = host("ablate a.yaml --jobs 2");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("[ablate] 6/6 runs done"));
@@ -148,7 +167,10 @@ TEST_F(AblationTest, EveryRunIsAnOrdinaryRunAndTheArmsAreCompared) {
     EXPECT_EQ(cell["comparisons"][0]["test"], "wilcoxon") << "the same seeds, the same data: paired";
   }
   EXPECT_THAT(cells, ::testing::ElementsAre("best_reward @ 10 evaluations", "best_reward @ 20 evaluations",
-                                            "final_score @ 10 evaluations", "final_score @ 20 evaluations"));
+                                            "best_reward @ 3600 s", "final_score @ 10 evaluations",
+                                            "final_score @ 20 evaluations", "final_score @ 3600 s"));
+  EXPECT_EQ(json["results"][2]["arms"][1]["values"], json["results"][1]["arms"][1]["values"])
+      << "an hour covers every evaluation of these runs";
   EXPECT_THAT(nas::test::read_text(ablation / "ablation.md"), HasSubstr("| 20 evaluations | evolution | 3 |"));
 }
 
@@ -206,6 +228,30 @@ TEST_F(AblationTest, KilledAndResumedItFinishesWithoutRepeatingOrLosingARun) {
         << id << ": started afresh once, resumed after that";
   }
   EXPECT_THAT(nas::test::read_text(ablation / "ablation.md"), HasSubstr("6 of 6 runs finished"));
+}
+
+// Two axes, not in alphabetical order: after --resume (the plan read back) the CSV's columns still
+// match their values; and one coordinator per folder.
+TEST_F(AblationTest, ResumeKeepsTheAxesOrderAndOneCoordinatorWorksOnAFolder) {
+  write("g.yaml", ablation("arms:\n  - {name: random, search.controller: {plugin: random}}\n"
+                           "grid:\n  search.evaluator.noise: [0.05]\n  search.evaluator.fail_rate: [0.2]\nseeds: 1\n"));
+  ASSERT_EQ(host("ablate g.yaml").code, 0);
+  const fs::path ablation = folder("g");
+  fs::remove(ablation / "ablation.csv");
+  auto r = host(fmt::format("ablate --resume '{}'", ablation.string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("1 runs, 0 to do"));
+  const std::string csv = nas::test::read_text(ablation / "ablation.csv");
+  EXPECT_THAT(csv, HasSubstr("run,arm,search.evaluator.noise,search.evaluator.fail_rate,seed,"));
+  EXPECT_THAT(csv, HasSubstr(",random,0.05,0.2,0,"));
+
+  const int lock = ::open((ablation / "ablation.lock").c_str(), O_RDWR);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(flock(lock, LOCK_EX | LOCK_NB), 0);  // as a running coordinator holds it
+  r = host(fmt::format("ablate --resume '{}'", ablation.string()));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("another nas-host ablate is working on"));
+  ::close(lock);
 }
 
 // Arms over something else than the controller: a training stage with and without ScheduledDropPath,

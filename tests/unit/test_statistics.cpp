@@ -36,7 +36,9 @@ TEST(Statistics, MannWhitneyAsymptoticForLargerSamples) {
   EXPECT_FALSE(r.exact);
   EXPECT_DOUBLE_EQ(r.statistic, 77.0);
   EXPECT_NEAR(r.p, 0.010112333921333462, 1e-12);
+  EXPECT_EQ(r.direction, 1) << "x9 tends to be larger";
   EXPECT_NEAR(mann_whitney_u(y10, x9).p, r.p, 1e-15) << "two-sided: symmetric in its samples";
+  EXPECT_EQ(mann_whitney_u(y10, x9).direction, -1);
 }
 
 TEST(Statistics, WilcoxonExactForThreePairs) {
@@ -70,6 +72,7 @@ TEST(Statistics, WilcoxonNormalApproximationAboveFiftyPairs) {
             0.495, 0.641, 0.575, 0.519, 0.611, 0.479, 0.407, 0.558, 0.558, 0.479, 0.422, 0.523, 0.251, 0.569, 0.549};
   const TestResult r = wilcoxon_signed_rank(b, a);
   EXPECT_FALSE(r.exact);
+  EXPECT_EQ(r.direction, 1) << "b = a + 0.02 on average";
   EXPECT_DOUBLE_EQ(r.statistic, 606.0);
   EXPECT_NEAR(r.p, 0.022919499583590595, 1e-10);
 }

@@ -221,7 +221,8 @@ int ablate_command(const std::vector<std::string>& args) {
   if (options.jobs < 0 || options.nproc < 0) throw UsageError("ablate: --jobs and --nproc take a count >= 0");
   Logger log(logging.threshold());
   options.executable = kSelf;
-  options.child_args = plugins.as_args();
+  options.plugin_dirs.assign(plugins.dirs.begin(), plugins.dirs.end());  // in each run's config, not its arguments
+  if (plugins.no_default) options.child_args.push_back("--no-default-plugins");
   for (std::string& arg : logging.as_args()) options.child_args.push_back(std::move(arg));
   if (!resume.empty()) {
     if (!file.empty()) throw UsageError("ablate: --resume takes the plan saved in DIR; give no FILE");

@@ -294,7 +294,10 @@ class PolicyGradientController final : public nas::Controller {
     for (const Result& r : pending_) *baseline_ = s_.baseline_decay * *baseline_ + (1 - s_.baseline_decay) * r.reward;
     pending_.clear();
 
-    if (s_.ppo && s_.normalize_advantages && n > 1) advantage = advantage / (advantage.std() + 1e-8);
+    // Scaled to unit spread; a batch of (nearly) equal rewards (a converged policy proposing repeats)
+    // is left alone: dividing by ~0 would make its advantages huge and stall Adam for many steps.
+    if (s_.ppo && s_.normalize_advantages && n > 1)
+      if (const double spread = advantage.std().item<double>(); spread > 1e-6) advantage = advantage / spread;
     if (!s_.ppo) {
       const Policy::Score trace = policy_->score(actions);
       step(trace.log_prob * advantage, trace.entropy);

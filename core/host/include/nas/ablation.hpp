@@ -22,8 +22,10 @@ struct AblationOptions {
   std::int64_t jobs = 0;   ///< runs at once in this process; 0: chosen from the cores, memory and runs
   std::int64_t nproc = 0;  ///< further `nas-host ablate` processes to start on this machine, sharing the runs
   bool dry_run = false;    ///< print and validate the runs, run nothing
+  /// Plugin folders (--plugin-path), recorded in every run's config.
+  std::vector<std::filesystem::path> plugin_dirs;
   /// The nas-host executable each run is started with (`nas-host run`), and the options for it
-  /// (--plugin-path ..., --log-level).
+  /// (--no-default-plugins, --log-level).
   std::string executable;
   std::vector<std::string> child_args;
 };

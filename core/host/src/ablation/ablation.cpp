@@ -4,6 +4,8 @@
 #include "nas/ablation.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,7 +60,15 @@ std::int64_t available_memory() {
 // Processes of this launcher on this machine (each runs its own jobs).
 std::int64_t local_processes(const World& world) {
   if (const char* local = std::getenv("LOCAL_WORLD_SIZE")) return std::max(1, std::atoi(local));
-  return world.launcher == "single" ? 1 : world.size;
+  if (const char* slurm = std::getenv("SLURM_NTASKS_PER_NODE")) return std::max(1, std::atoi(slurm));  // "2(x3)": 2
+  return world.launcher == "nas-host" ? world.size : 1;
+}
+
+// The cores this process may run on (its affinity mask: what a container or SLURM gives it).
+std::int64_t usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 // How many runs at once: one per core share (a run's own thread count when its config fixes one),
@@ -82,24 +92,36 @@ const std::map<std::string, std::optional<std::string>> kRunEnvironment{
     {"SLURM_PROCID", std::nullopt}, {"SLURM_NTASKS", std::nullopt}, {"SLURM_LOCALID", std::nullopt},
     {"TORCHELASTIC_RUN_ID", std::nullopt}, {"TORCHELASTIC_USE_AGENT_STORE", std::nullopt}};
 
-// Starts `executable` with `args`, its output appended to `output` (if given) and `env` set (nullopt: unset).
+// Starts `executable` with `args`, its output appended to `output` (if given) and `env` set (nullopt:
+// unset). Everything is prepared before fork(): this process has threads (the store's, LibTorch's),
+// and the child may only call async-signal-safe functions until it execs.
 pid_t spawn(const std::string& executable, std::vector<std::string> args, const fs::path& output,
             const std::map<std::string, std::optional<std::string>>& env) {
+  std::vector<std::string> environment;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    if (!env.count(entry.substr(0, entry.find('=')))) environment.push_back(entry);
+  }
+  for (const auto& [key, value] : env)
+    if (value) environment.push_back(key + "=" + *value);
+  std::vector<char*> argv, envp;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (std::string& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const int fd = output.empty() ? -1 : ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (!output.empty() && fd < 0) throw Error(fmt::format("cannot write '{}'", output.string()));
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw Error("ablate: fork failed");
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // an ablation killed with -9 takes its runs along; --resume restarts them
+    if (getppid() != parent) _exit(1);   // it died before the line above
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
       dup2(fd, STDERR_FILENO);
     }
-    for (const auto& [key, value] : env) value ? setenv(key.c_str(), value->c_str(), 1) : unsetenv(key.c_str());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(executable.c_str(), argv.data());
+    execve(executable.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   if (fd >= 0) ::close(fd);
@@ -121,7 +143,7 @@ class Executor {
 
   /// Runs every unfinished run this process claims; returns how many of them failed.
   std::int64_t run(const std::vector<const Run*>& pending, Cluster* cluster, std::int64_t local) {
-    const auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())) / local;
+    const std::int64_t cores = usable_cores() / local;
     const std::int64_t jobs = options_.jobs > 0 ? options_.jobs : default_jobs(pending, std::max<std::int64_t>(1, cores));
     threads_ = std::max<std::int64_t>(1, std::max<std::int64_t>(1, cores) / jobs);
     log_.info("ablation '{}': {} runs, {} to do; {} at once here, {} threads each unless a run's config sets them",
@@ -238,6 +260,7 @@ std::vector<pid_t> start_processes(const Cluster& cluster, const AblationOptions
   std::vector<pid_t> pids;
   for (std::int64_t rank = 1; rank <= options.nproc; ++rank) {
     std::vector<std::string> args{"nas-host", "ablate", "--resume", dir.string()};
+    if (options.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(options.jobs)});
     args.insert(args.end(), options.child_args.begin(), options.child_args.end());
     pids.push_back(spawn(options.executable, args, {},
                          {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(options.nproc + 1)},
@@ -261,6 +284,12 @@ int execute(const Plan* plan_made, fs::path dir, Logger& log, const AblationOpti
     else dir = cluster->store().get_to_str("ablation/dir");  // waits for rank 0
   }
   const Plan plan = plan_made ? *plan_made : ablation::read_plan(dir);
+  // One coordinator per folder: a second `ablate --resume DIR` would run the same runs twice. The
+  // lock goes with the process, whatever kills it.
+  const int lock = world.coordinator() ? ::open((dir / "ablation.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+  if (world.coordinator() && (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) != 0))
+    throw UsageError(fmt::format("ablate: another nas-host ablate is working on '{}'; wait for it or stop it",
+                                 dir.string()));
   if (world.coordinator()) log.tee_to(dir / "ablation.log");
   // The runs to do, as rank 0 saw them: every process claims from the same list.
   std::vector<const Run*> pending;
@@ -285,11 +314,20 @@ int execute(const Plan* plan_made, fs::path dir, Logger& log, const AblationOpti
 
   Executor executor(plan, dir, log, options);
   const std::int64_t local = options.nproc > 0 ? options.nproc + 1 : local_processes(world);
-  const std::int64_t failed = executor.run(pending, cluster ? &*cluster : nullptr, local);
   if (cluster && !world.coordinator()) {
-    cluster->store().add("ablation/left", 1);
-    return failed > 0 ? 1 : 0;
+    // Leaving is counted however this process ends (an error too), so that rank 0 does not wait for it.
+    struct Leave {
+      Cluster& cluster;
+      ~Leave() {
+        try {
+          cluster.store().add("ablation/left", 1);
+        } catch (...) {
+        }
+      }
+    } leave{*cluster};
+    return executor.run(pending, &*cluster, local) > 0 ? 1 : 0;
   }
+  executor.run(pending, cluster ? &*cluster : nullptr, local);
   // Rank 0 waits for the other processes: its own children (--nproc), or the launcher's (torchrun and
   // SLURM stop every process when one dies, so a count in the store does not wait forever).
   for (pid_t pid : processes) {
@@ -314,8 +352,13 @@ int execute(const Plan* plan_made, fs::path dir, Logger& log, const AblationOpti
   log.info("ablation '{}': {} of {} runs finished; results in {} (ablation.md, ablation.json, ablation.csv)", plan.name,
            done, plan.runs.size(), dir.string());
   if (done < plan.runs.size()) {
-    log.error("{} runs did not finish (their logs: {}/ARM/.../seed-K.log); 'nas-host ablate --resume {}' runs them again",
-              plan.runs.size() - done, dir.string(), dir.string());
+    std::vector<std::string> unfinished;
+    for (const Run& run : plan.runs)
+      if (!ablation::finished(dir, run)) unfinished.push_back(run.id);
+    const std::size_t shown = std::min<std::size_t>(unfinished.size(), 10);
+    log.error("{} runs did not finish: {}{} (each one's output: {}/RUN.log); 'nas-host ablate --resume {}' runs them "
+              "again", unfinished.size(), fmt::join(unfinished.begin(), unfinished.begin() + static_cast<std::ptrdiff_t>(shown), ", "),
+              shown < unfinished.size() ? ", ..." : "", dir.string(), dir.string());
     return 1;
   }
   return 0;
@@ -334,8 +377,11 @@ std::string utc_stamp() {
 
 int ablate(const fs::path& file, const std::vector<std::string>& overrides, const RegistryLoader& load_plugins,
            Logger& log, const AblationOptions& options) {
-  if (World::from_environment().rank > 0) return execute(nullptr, {}, log, options);  // rank 0 makes the plan
-  const Plan plan = ablation::make_plan(file, overrides, load_plugins);
+  if (World::from_environment().rank > 0) {  // rank 0 makes (or checks) the plan
+    if (options.dry_run) return 0;
+    return execute(nullptr, {}, log, options);
+  }
+  const Plan plan = ablation::make_plan(file, overrides, load_plugins, options.plugin_dirs);
   if (options.dry_run) {
     fmt::print("ablation '{}': {} arms x {} grid points x {} seeds = {} runs, each validated:\n", plan.name,
                plan.arms.size(), plan.grid_points, plan.seeds.size(), plan.runs.size());

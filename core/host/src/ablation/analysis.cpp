@@ -39,14 +39,17 @@ RunResult read_run(const fs::path& dir) {
     const std::vector<StoredEvaluation> rows = store.evaluations();
     double start = std::numeric_limits<double>::infinity();
     for (const StoredEvaluation& e : rows) start = std::min(start, e.proposed_at);
+    // A reward that is not a number (a diverged child) ranks nowhere: it counts as none.
+    auto finite = [](const std::optional<double>& v) { return v && std::isfinite(*v) ? v : std::nullopt; };
     for (const StoredEvaluation& e : rows) {
       if (e.status == EvaluationStatus::pending || e.status == EvaluationStatus::cancelled) continue;
-      result.evaluations.push_back({e.index, e.finished_at - start, e.reward, e.final_score});
+      result.evaluations.push_back({e.index, e.finished_at - start, finite(e.reward), finite(e.final_score)});
     }
   }
   if (std::ifstream in(dir / "result.json"); in) {
     const nlohmann::json json = nlohmann::json::parse(in, nullptr, false);
-    if (json.is_object() && json.contains("test_top1")) result.test_accuracy = json["test_top1"].get<double>();
+    if (json.is_object() && json.contains("test_top1") && json["test_top1"].is_number())
+      result.test_accuracy = json["test_top1"].get<double>();  // absent when the training diverged
   }
   return result;
 }
@@ -55,6 +58,9 @@ RunResult read_run(const fs::path& dir) {
 // (the first evaluated of equal rewards, as the search's own ranking).
 struct Best {
   std::optional<double> reward, final_score;
+  void see(const Point& p) {
+    if (p.reward && (!reward || *p.reward > *reward)) *this = {p.reward, p.final_score};
+  }
 };
 
 Best best_at(const RunResult& run, const Checkpoint& checkpoint) {
@@ -63,7 +69,7 @@ Best best_at(const RunResult& run, const Checkpoint& checkpoint) {
   for (const Point& p : run.evaluations) {
     if (checkpoint.kind == Checkpoint::Kind::evaluations && ++counted > checkpoint.value) break;
     if (checkpoint.kind == Checkpoint::Kind::seconds && p.wall_time > checkpoint.value) continue;
-    if (p.reward && (!best.reward || *p.reward > *best.reward)) best = {p.reward, p.final_score};
+    best.see(p);
   }
   return best;
 }
@@ -206,7 +212,8 @@ std::string markdown(const Plan& plan, const std::vector<Cell>& cells, std::size
           continue;
         }
         const Cell::Comparison* cmp = comparison_of(cells[c], a);
-        const std::string mark = cmp && cmp->significant ? (cmp->a12 > 0.5 ? " ▲" : " ▼") : "";
+        const std::string mark = cmp && cmp->significant && cmp->test.direction != 0
+                                     ? (cmp->test.direction > 0 ? " ▲" : " ▼") : "";
         md += fmt::format(" {} ± {}{} |", number(sum.mean), number(sum.std), mark);
       }
       md += "\n";
@@ -258,7 +265,7 @@ std::string analyze(const Plan& plan, const fs::path& dir) {
     const std::string test = optional_text(results[i].test_accuracy);
     Best best;
     for (const Point& p : results[i].evaluations) {
-      if (p.reward && (!best.reward || *p.reward > *best.reward)) best = {p.reward, p.final_score};
+      best.see(p);
       csv += fmt::format("{},{},{:.3f},{},{},{},{}\n", prefix, p.index, p.wall_time, optional_text(p.reward),
                          optional_text(best.reward), optional_text(best.final_score), test);
     }
@@ -296,10 +303,8 @@ std::string analyze(const Plan& plan, const fs::path& dir) {
       }
 
   nlohmann::ordered_json json{{"name", plan.name}, {"folder", fs::absolute(dir).string()},
-                              {"arms", plan.arms}, {"axes", plan.axes}, {"seeds", seeds}, {"baseline", s.baseline},
-                              {"paired", s.paired}, {"alpha", s.alpha},
-                              {"bootstrap", {{"resamples", s.bootstrap.resamples}, {"confidence", s.bootstrap.confidence},
-                                             {"seed", s.bootstrap.seed}}},
+                              {"arms", plan.arms}, {"axes", plan.axes}, {"seeds", seeds},
+                              {"settings", settings_json(s)},
                               {"runs", nlohmann::ordered_json::array()}, {"results", nlohmann::ordered_json::array()}};
   for (std::size_t i = 0; i < plan.runs.size(); ++i)
     json["runs"].push_back({{"id", plan.runs[i].id}, {"arm", plan.runs[i].arm}, {"seed", plan.runs[i].seed},

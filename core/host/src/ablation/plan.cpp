@@ -41,7 +41,6 @@ class Problems {
     if (std::none_of(diagnostics_.begin(), diagnostics_.end(), [&](const Diagnostic& e) { return e.str() == d.str(); }))
       diagnostics_.push_back(d);
   }
-  bool empty() const { return diagnostics_.empty(); }
   void throw_if_any() const {
     if (!diagnostics_.empty()) throw ConfigError(diagnostics_);
   }
@@ -252,7 +251,8 @@ Settings read_settings(const YAML::Node& root, const std::vector<Arm>& arms, con
   if (statistics.IsDefined() && !statistics.IsMap()) problems.add(statistics, "statistics", "expected a map");
   bool data_changes = false;  // an arm that changes a dataset: same seed, other data
   for (const Arm& a : arms)
-    for (const auto& [key, value] : a.overrides) data_changes |= key.Scalar().find("dataset") != std::string::npos;
+    for (const auto& [key, value] : a.overrides)
+      data_changes |= (key.Scalar() + yaml_text(value)).find("dataset") != std::string::npos;
   s.paired = !data_changes;
   for (auto it = statistics.IsMap() ? statistics.begin() : YAML::const_iterator(); statistics.IsMap() && it != statistics.end(); ++it) {
     const std::string key = it->first.Scalar(), path = "statistics." + key;
@@ -290,7 +290,8 @@ Settings read_settings(const YAML::Node& root, const std::vector<Arm>& arms, con
 // (point[k]: the index of axis k's value), the seed. Built from a fresh parse of both files: nodes
 // are set into the base as they are (yaml-cpp shares them; its Clone would lose their line numbers).
 ConfigDocument run_document(const fs::path& file, const std::vector<std::string>& overrides, std::size_t arm,
-                            const std::vector<std::size_t>& point, std::int64_t seed) {
+                            const std::vector<std::size_t>& point, std::int64_t seed,
+                            const std::vector<fs::path>& plugin_dirs) {
   std::vector<std::string> run_overrides;
   const YAML::Node root = load_file(file, overrides, run_overrides);
   Problems ignored(file);  // reported when the plan read them
@@ -315,7 +316,9 @@ ConfigDocument run_document(const fs::path& file, const std::vector<std::string>
   for (const auto& [key, value] : arms[arm].overrides) set(key, value);
   for (std::size_t k = 0; k < axes.size(); ++k) set(axes[k].key_node, axes[k].values[point[k]]);
   set_value(*impl, Override{"experiment.seed", {}, file, location(file, child(root, "seeds"))}, YAML::Node(seed));
-  return ConfigDocument(std::move(impl));
+  ConfigDocument doc(std::move(impl));
+  doc.add_plugin_paths(plugin_dirs);  // recorded in the run's config, which is all its process gets
+  return doc;
 }
 
 bool trains(const PipelineConfig& config) {
@@ -333,7 +336,10 @@ std::vector<std::string> default_metrics(const PipelineConfig& config) {
   for (const StageConfig& stage : config.stages)
     if (stage.def->name == "search") metrics = {"best_reward", "final_score"};
   for (const StageConfig& stage : config.stages)
-    if (stage.def->name == "train" || stage.def->name == "final") metrics.push_back("test_accuracy");
+    if (stage.def->name == "train" || stage.def->name == "final") {
+      metrics.push_back("test_accuracy");  // both write result.json: one metric
+      break;
+    }
   return metrics;
 }
 
@@ -347,7 +353,8 @@ std::string Checkpoint::label() const {
   }
 }
 
-Plan make_plan(const fs::path& file, const std::vector<std::string>& overrides, const RegistryLoader& load_plugins) {
+Plan make_plan(const fs::path& file, const std::vector<std::string>& overrides, const RegistryLoader& load_plugins,
+               const std::vector<fs::path>& plugin_dirs) {
   std::vector<std::string> run_overrides;
   const YAML::Node root = load_file(file, overrides, run_overrides);
   Problems problems(file);
@@ -398,7 +405,8 @@ Plan make_plan(const fs::path& file, const std::vector<std::string>& overrides, 
   plan.grid_points = points.size();
   plan.seeds = seeds;
 
-  const Registry registry = load_plugins(run_document(file, overrides, 0, points.front(), seeds.front()).plugin_paths());
+  const Registry registry =
+      load_plugins(run_document(file, overrides, 0, points.front(), seeds.front(), plugin_dirs).plugin_paths());
   std::optional<PipelineConfig> first;
   for (std::size_t a = 0; a < arms.size(); ++a)
     for (const auto& point : points)
@@ -411,8 +419,11 @@ Plan make_plan(const fs::path& file, const std::vector<std::string>& overrides, 
           parts.push_back(fmt::format("{}={}", safe(axes[k].key), safe(value)));
         }
         run.id = fmt::format("{}{}/seed-{}", run.arm, parts.empty() ? "" : "/" + fmt::format("{}", fmt::join(parts, ",")), seed);
+        if (std::any_of(plan.runs.begin(), plan.runs.end(), [&](const Run& other) { return other.id == run.id; }))
+          problems.add(root, "grid", fmt::format("two grid points share the folder name '{}' (values differing only in "
+                                                 "characters a folder name cannot hold); make them differ", run.id));
         try {
-          const PipelineConfig config = resolve(run_document(file, overrides, a, point, seed), registry);
+          const PipelineConfig config = resolve(run_document(file, overrides, a, point, seed, plugin_dirs), registry);
           run.config = config.resolved_yaml;
           run.trains = trains(config);
           run.threads = config.experiment.threads;
@@ -430,8 +441,6 @@ Plan make_plan(const fs::path& file, const std::vector<std::string>& overrides, 
   return plan;
 }
 
-namespace {
-
 nlohmann::ordered_json settings_json(const Settings& s) {
   nlohmann::ordered_json checkpoints = nlohmann::ordered_json::array();
   for (const Checkpoint& c : s.checkpoints)
@@ -445,13 +454,11 @@ nlohmann::ordered_json settings_json(const Settings& s) {
                          {"seed", s.bootstrap.seed}}}};
 }
 
-}  // namespace
-
 void write_plan(const Plan& plan, const fs::path& dir) {
   nlohmann::ordered_json runs = nlohmann::ordered_json::array();
   for (const Run& run : plan.runs) {
-    nlohmann::ordered_json grid = nlohmann::ordered_json::object();
-    for (const auto& [key, value] : run.grid) grid[key] = value;
+    nlohmann::ordered_json grid = nlohmann::ordered_json::array();  // [key, value] pairs: the axes' order
+    for (const auto& [key, value] : run.grid) grid.push_back({key, value});
     runs.push_back({{"id", run.id}, {"arm", run.arm}, {"grid", grid}, {"seed", run.seed}, {"trains", run.trains},
                     {"threads", run.threads}});
     const fs::path file = config_file(dir, run);
@@ -464,9 +471,13 @@ void write_plan(const Plan& plan, const fs::path& dir) {
                                     {"axes", plan.axes}, {"settings", settings_json(plan.settings)}, {"runs", runs}};
   std::error_code ec;
   fs::copy_file(plan.source, dir / "ablation.yaml", fs::copy_options::overwrite_existing, ec);
-  std::ofstream out(dir / "plan.json");
+  // Written whole, then renamed: a kill leaves no half plan for --resume to find.
+  const fs::path partial = dir / "plan.json.partial";
+  std::ofstream out(partial);
   out << json.dump(2) << "\n";
-  if (!out) throw Error(fmt::format("cannot write '{}'", (dir / "plan.json").string()));
+  out.close();
+  if (!out) throw Error(fmt::format("cannot write '{}'", partial.string()));
+  fs::rename(partial, dir / "plan.json");
 }
 
 Plan read_plan(const fs::path& dir) {
@@ -478,7 +489,6 @@ Plan read_plan(const fs::path& dir) {
     Plan plan;
     plan.name = json.at("name");
     plan.source = json.at("source").get<std::string>();
-    plan.output_dir = dir.parent_path().parent_path();
     plan.arms = json.at("arms").get<std::vector<std::string>>();
     plan.axes = json.at("axes").get<std::vector<std::string>>();
     const nlohmann::json& s = json.at("settings");
@@ -498,7 +508,7 @@ Plan read_plan(const fs::path& dir) {
     for (const auto& r : json.at("runs")) {
       Run run{.id = r.at("id"), .arm = r.at("arm"), .seed = r.at("seed"), .trains = r.at("trains"),
               .threads = r.at("threads")};
-      for (const auto& [key, value] : r.at("grid").items()) run.grid.emplace_back(key, value.get<std::string>());
+      for (const auto& pair : r.at("grid")) run.grid.emplace_back(pair.at(0).get<std::string>(), pair.at(1).get<std::string>());
       if (std::find(plan.seeds.begin(), plan.seeds.end(), run.seed) == plan.seeds.end()) plan.seeds.push_back(run.seed);
       plan.runs.push_back(std::move(run));
     }

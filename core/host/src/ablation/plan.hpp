@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ablation/statistics.hpp"
 #include "nas/ablation.hpp"
 #include "nas/registry.hpp"
@@ -44,8 +46,8 @@ struct Run {
 
 struct Plan {
   std::string name;
-  std::filesystem::path source;   ///< the ablation file
-  std::filesystem::path output_dir;
+  std::filesystem::path source;      ///< the ablation file
+  std::filesystem::path output_dir;  ///< where its folder goes (a plan just made)
   std::vector<std::string> arms;  ///< in the file's order
   std::vector<std::string> axes;
   std::size_t grid_points = 1;
@@ -58,8 +60,12 @@ struct Plan {
 /// run's base config) and validates every run against the schemas of the plugins `load_plugins`
 /// loads (with the base's plugin_paths). Throws ConfigError with every problem, located in the
 /// ablation file (or the base config, or the command line).
+/// `plugin_dirs` (the command line's --plugin-path) are recorded in every run's config.
 Plan make_plan(const std::filesystem::path& file, const std::vector<std::string>& overrides,
-               const RegistryLoader& load_plugins);
+               const RegistryLoader& load_plugins, const std::vector<std::filesystem::path>& plugin_dirs);
+
+/// The settings as plan.json and ablation.json hold them.
+nlohmann::ordered_json settings_json(const Settings& settings);
 
 /// Writes plan.json, the ablation file's copy and every run's config into `dir`.
 void write_plan(const Plan& plan, const std::filesystem::path& dir);

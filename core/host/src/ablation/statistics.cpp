@@ -31,7 +31,7 @@ double tie_term(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   double term = 0;
   for (std::size_t i = 0; i < values.size();) {
-    std::size_t j = i;
+    std::size_t j = i + 1;
     while (j < values.size() && values[j] == values[i]) ++j;
     const auto t = static_cast<double>(j - i);
     term += t * t * t - t;
@@ -89,7 +89,7 @@ std::vector<double> average_ranks(const std::vector<double>& values) {
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return values[a] < values[b]; });
   std::vector<double> ranks(values.size());
   for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
+    std::size_t j = i + 1;
     while (j < order.size() && values[order[j]] == values[order[i]]) ++j;
     const double rank = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2;  // mean of ranks i+1 .. j
     for (std::size_t k = i; k < j; ++k) ranks[order[k]] = rank;
@@ -108,7 +108,7 @@ TestResult mann_whitney_u(const std::vector<double>& x, const std::vector<double
   const double u1 = rank_sum_x - m * (m + 1) / 2, u2 = m * n - u1;
   const double u = std::max(u1, u2);  // the two-sided p is twice the upper tail of the larger
   const double ties = tie_term(all);
-  TestResult result{"mann-whitney", u1, 1, false};
+  TestResult result{"mann-whitney", u1, 1, false, u1 > u2 ? 1 : u1 < u2 ? -1 : 0};
   if ((x.size() <= 8 || y.size() <= 8) && ties == 0) {
     // Exact: U + k(k+1)/2 is the rank sum of the smaller sample (size k) among N, a size-k subset of
     // 1..N, every subset equally likely. count[j][s]: subsets of size j with sum s.
@@ -141,7 +141,7 @@ TestResult wilcoxon_signed_rank(const std::vector<double>& x, const std::vector<
   std::vector<double> d;
   for (std::size_t i = 0; i < x.size(); ++i)
     if (x[i] != y[i]) d.push_back(x[i] - y[i]);
-  TestResult result{"wilcoxon", 0, 1, true};
+  TestResult result{"wilcoxon", 0, 1, true, 0};
   if (d.empty()) return result;  // every pair equal
   std::vector<double> magnitude;
   for (double v : d) magnitude.push_back(std::abs(v));
@@ -149,6 +149,7 @@ TestResult wilcoxon_signed_rank(const std::vector<double>& x, const std::vector<
   double r_plus = 0, r_minus = 0;
   for (std::size_t i = 0; i < d.size(); ++i) (d[i] > 0 ? r_plus : r_minus) += ranks[i];
   result.statistic = std::min(r_plus, r_minus);
+  result.direction = r_plus > r_minus ? 1 : r_plus < r_minus ? -1 : 0;
   const auto n = static_cast<double>(d.size());
   if (d.size() <= 50) {
     // Midranks are multiples of 1/2: count sign assignments by the doubled rank sum of the positives.

@@ -1,7 +1,8 @@
 // The statistics an ablation reports: summaries with bootstrap intervals, rank tests against a
 // baseline (Mann-Whitney U, Wilcoxon signed-rank), Holm's correction and the Vargha-Delaney effect
-// size. Higher values are better everywhere. Conventions follow SciPy's (tests/unit/test_statistics.cpp
-// checks them against SciPy's own values). Internal to the host (exported for its tests).
+// size. Higher values are better everywhere. Values must be finite. Conventions follow SciPy's
+// (tests/unit/test_statistics.cpp checks them against SciPy's own values). Internal to the host
+// (exported for its tests).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,7 @@ struct TestResult {
   double statistic = 0;
   double p = 1;        ///< two-sided
   bool exact = false;  ///< from the exact distribution, not the normal approximation
+  int direction = 0;   ///< +1: x tends to be larger (U of x above mn/2; R+ above R-), -1: smaller, 0: neither
 };
 
 /// Mann-Whitney U of x against y, two-sided; statistic U of x (SciPy's mannwhitneyu). Exact when the
@@ -49,8 +51,10 @@ NAS_API TestResult mann_whitney_u(const std::vector<double>& x, const std::vecto
 
 /// Wilcoxon signed-rank test of the pairs (x[i], y[i]), two-sided; zero differences are dropped
 /// (SciPy's zero_method 'wilcox'); statistic min(R+, R-). Up to 50 pairs, exact: the distribution of
-/// R+ over every assignment of signs to the ranks as they are, ties included (SciPy's exhaustive
-/// permutation); more: normal with the tie correction, no continuity correction.
+/// R+ over every assignment of signs to the ranks as they are, ties included (what SciPy computes up
+/// to 13 pairs with ties, by exhaustive permutation; from 14 it samples permutations, where this stays
+/// exact); more: normal with the tie correction, no continuity correction. Differences are taken as
+/// computed: two that print alike but differ in the last bit do not tie (as in SciPy).
 NAS_API TestResult wilcoxon_signed_rank(const std::vector<double>& x, const std::vector<double>& y);
 
 /// Holm-Bonferroni adjusted p-values, in the order given.
