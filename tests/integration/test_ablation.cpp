@@ -74,9 +74,11 @@ class AblationTest : public ::testing::Test {
 };
 
 TEST_F(AblationTest, DryRunListsArmsTimesGridTimesSeedsAndRunsNothing) {
-  write("a.yaml", ablation(kTwoArms + "grid:\n  search.evaluator.noise: [0.01, 0.05]\nseeds: [3, 5]\n"));
+  write("a.yaml", ablation(kTwoArms + "grid:\n  search.evaluator.noise: [0.01, 0.05]\nseeds: [3, 5]\n"
+                                      "checkpoints: {evaluations: [10, 50]}\n"));
   auto r = host("ablate a.yaml --dry-run");
   ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("checkpoint '50 evaluations' is beyond the search budget of random/"));
   EXPECT_THAT(r.output, HasSubstr("2 arms x 2 grid points x 2 seeds = 8 runs"));
   for (const char* id : {"random/search.evaluator.noise=0.01/seed-3", "random/search.evaluator.noise=0.05/seed-5",
                          "evolution/search.evaluator.noise=0.01/seed-5", "evolution/search.evaluator.noise=0.05/seed-3"})
@@ -118,10 +120,11 @@ TEST_F(AblationTest, MistakesNameTheAblationFilesLineAndKey) {
   EXPECT_THAT(r.output, HasSubstr("(did you mean 'population'?)"));
   EXPECT_THAT(r.output, HasSubstr("bad.yaml:8:3: search.evaluatr: unknown key"));
 
-  write("empty.yaml", ablation(kTwoArms + "seeds: []\n"));
+  write("empty.yaml", ablation(kTwoArms + "seeds: []\nmetrics: [accuracy]\n"));
   r = host("ablate empty.yaml");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("empty.yaml:6:8: seeds: expected a count of seeds >= 1 or a non-empty list"));
+  EXPECT_THAT(r.output, HasSubstr("empty.yaml:7:11: metrics: unknown metric; expected one of: best_reward"));
   write("seeded.yaml", ablation("arms:\n  - {name: a, experiment.seed: 4}\n"));
   r = host("ablate seeded.yaml");
   EXPECT_EQ(r.code, 2) << r.output;

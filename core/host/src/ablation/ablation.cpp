@@ -382,6 +382,7 @@ int ablate(const fs::path& file, const std::vector<std::string>& overrides, cons
     return execute(nullptr, {}, log, options);
   }
   const Plan plan = ablation::make_plan(file, overrides, load_plugins, options.plugin_dirs);
+  for (const std::string& warning : plan.warnings) log.warn("ablate: {}", warning);
   if (options.dry_run) {
     fmt::print("ablation '{}': {} arms x {} grid points x {} seeds = {} runs, each validated:\n", plan.name,
                plan.arms.size(), plan.grid_points, plan.seeds.size(), plan.runs.size());

@@ -209,8 +209,8 @@ std::vector<T> read_list(const YAML::Node& node, const std::string& key, Problem
   return out;
 }
 
-Settings read_settings(const YAML::Node& root, const std::vector<Arm>& arms, const std::vector<std::string>& default_metrics,
-                       Problems& problems) {
+// The settings; `metrics` stays empty when the file leaves it to the default (known once a run resolved).
+Settings read_settings(const YAML::Node& root, const std::vector<Arm>& arms, Problems& problems) {
   Settings s;
   const YAML::Node metrics = child(root, "metrics");
   if (metrics.IsDefined()) {
@@ -221,8 +221,6 @@ Settings read_settings(const YAML::Node& root, const std::vector<Arm>& arms, con
         problems.add(m, "metrics", fmt::format("unknown metric; expected one of: {}", fmt::join(kMetrics, ", ")));
       else s.metrics.push_back(*name);
     }
-  } else {
-    s.metrics = default_metrics;
   }
   const YAML::Node checkpoints = child(root, "checkpoints");
   if (checkpoints.IsDefined() && !checkpoints.IsMap()) problems.add(checkpoints, "checkpoints", "expected a map {evaluations: [N, ...], seconds: [S, ...]}");
@@ -321,6 +319,11 @@ ConfigDocument run_document(const fs::path& file, const std::vector<std::string>
   return doc;
 }
 
+void add_warning(Plan& plan, std::string warning) {
+  if (std::find(plan.warnings.begin(), plan.warnings.end(), warning) == plan.warnings.end() && plan.warnings.size() < 10)
+    plan.warnings.push_back(std::move(warning));
+}
+
 bool trains(const PipelineConfig& config) {
   for (const StageConfig& stage : config.stages) {
     if (stage.def->trains) return true;
@@ -385,6 +388,7 @@ Plan make_plan(const fs::path& file, const std::vector<std::string>& overrides, 
   const std::vector<Arm> arms = read_arms(root, problems);
   const std::vector<Axis> axes = read_grid(root, problems);
   const std::vector<std::int64_t> seeds = read_seeds(root, problems);
+  plan.settings = read_settings(root, arms, problems);
   problems.throw_if_any();
 
   if (base.IsScalar()) ConfigDocument::load(fs::absolute(file).parent_path() / base.Scalar(), {});  // YAML errors
@@ -427,15 +431,21 @@ Plan make_plan(const fs::path& file, const std::vector<std::string>& overrides, 
           run.config = config.resolved_yaml;
           run.trains = trains(config);
           run.threads = config.experiment.threads;
+          for (const StageConfig& stage : config.stages)
+            for (const Checkpoint& c : plan.settings.checkpoints)
+              if (stage.def->name == "search" && c.kind == Checkpoint::Kind::evaluations &&
+                  c.value > static_cast<double>(stage.params.get<std::int64_t>("evaluations")))
+                add_warning(plan, fmt::format("checkpoint '{}' is beyond the search budget of {} ({} evaluations): "
+                                              "its values are those at the run's end",
+                                              c.label(), run.id, stage.params.get<std::int64_t>("evaluations")));
           if (!first) first = config;
         } catch (const ConfigError& e) {
           for (const Diagnostic& d : e.diagnostics()) problems.add(d);
         }
         plan.runs.push_back(std::move(run));
       }
-  problems.throw_if_any();
-  plan.settings = read_settings(root, arms, default_metrics(*first), problems);
-  if (plan.settings.metrics.empty())
+  if (plan.settings.metrics.empty() && first) plan.settings.metrics = default_metrics(*first);
+  if (plan.settings.metrics.empty() && first)
     problems.add(root, "metrics", "the base pipeline has no search, train or final stage to compare; set 'metrics'");
   problems.throw_if_any();
   return plan;

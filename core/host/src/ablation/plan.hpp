@@ -54,6 +54,7 @@ struct Plan {
   std::vector<std::int64_t> seeds;
   std::vector<Run> runs;  ///< arm by arm, grid point by grid point, seed by seed
   Settings settings;
+  std::vector<std::string> warnings;  ///< what is valid but probably not meant (a plan just made)
 };
 
 /// Reads and expands an ablation file, applies `overrides` (to the file's own keys, or else to every
