@@ -1,8 +1,11 @@
 // The plugin loader: a good plugin of each kind loads; each broken plugin fails with its own message
 // naming its file; search-path order.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -85,6 +88,36 @@ TEST(Loader, LoadingTheSameFolderTwiceIsReportedNotCrashing) {
   EXPECT_EQ(registry.entries().size(), loaded);
   EXPECT_EQ(registry.broken().size(), registry.plugins().size());
   EXPECT_THAT(registry.broken()[0].error, HasSubstr("is already registered by"));
+}
+
+// A plugin is code that runs as the user: a file or folder others can write to is refused, naming it.
+TEST(Loader, APluginOthersCanReplaceIsRefused) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("nas_trust_{}", getpid());
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec);
+  const fs::path file = dir / "libnas_test_example_op.so";
+  fs::copy_file(fs::path(NAS_TEST_PLUGIN_ROOT) / "example_op" / "libnas_test_example_op.so", file);
+  auto load = [&] {
+    nas::Registry registry;
+    nas::load_plugins(registry, {dir});
+    return registry;
+  };
+  EXPECT_TRUE(load().broken().empty()) << load().broken()[0].error;
+
+  fs::permissions(file, fs::perms::others_write, fs::perm_options::add);
+  nas::Registry writable_file = load();
+  ASSERT_EQ(writable_file.broken().size(), 1u);
+  EXPECT_THAT(writable_file.broken()[0].error, HasSubstr("writable by every user"));
+  EXPECT_THAT(writable_file.broken()[0].error, HasSubstr(file.string()));
+  EXPECT_TRUE(writable_file.entries().empty()) << "refused before any of its code ran";
+
+  fs::permissions(file, fs::perms::others_write, fs::perm_options::remove);
+  fs::permissions(dir, fs::perms::others_write, fs::perm_options::add);
+  nas::Registry writable_dir = load();
+  ASSERT_EQ(writable_dir.broken().size(), 1u);
+  EXPECT_THAT(writable_dir.broken()[0].error, HasSubstr("the folder '" + dir.string() + "' is writable by every user"));
+  fs::remove_all(dir);
 }
 
 TEST(Loader, FindsPluginFilesSortedFolderByFolder) {

@@ -2,6 +2,9 @@
 #include "nas/loader.hpp"
 
 #include <dlfcn.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -46,6 +49,35 @@ std::string check_info(const nas_plugin_info& info) {
                        host_fingerprint());
   if (!info.name || !*info.name || !info.version || !info.register_factories)
     return "its info lacks a name, a version or a register function";
+  return "";
+}
+
+// Group-writable is fine when the group is this user's own (a user private group, no other members).
+bool own_group(gid_t gid) {
+  if (gid != getgid()) return false;
+  const group* g = getgrgid(gid);
+  return g && (!g->gr_mem || !g->gr_mem[0]);
+}
+
+// A plugin is code that runs as the user: one that another user could replace is refused (like ssh's
+// StrictModes): the file, or the folder it is in, writable by others or owned by someone else than
+// the user or root.
+std::string trust_problem(const fs::path& file) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(file, ec);
+  for (const fs::path& path : {ec ? file : real, (ec ? file : real).parent_path()}) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) continue;
+    const unsigned mode = st.st_mode & 07777;
+    const char* fix = fs::is_directory(path) ? "folder" : "file";
+    if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && !own_group(st.st_gid)))
+      return fmt::format("refused: the {} '{}' is writable by {} (mode {:04o}), who could replace the code it runs as "
+                         "you; 'chmod go-w {}' (see docs/plugins.md, Trust)", fix, path.string(),
+                         (st.st_mode & S_IWOTH) ? "every user" : "its group", mode, path.string());
+    if (st.st_uid != getuid() && st.st_uid != 0)
+      return fmt::format("refused: the {} '{}' belongs to another user (uid {}), who could replace the code it runs as "
+                         "you (see docs/plugins.md, Trust)", fix, path.string(), st.st_uid);
+  }
   return "";
 }
 
@@ -106,6 +138,7 @@ bool load_plugin(Registry& registry, const fs::path& file) {
     registry.add_broken(BrokenPlugin{file, std::move(error)});
     return false;
   };
+  if (std::string problem = trust_problem(file); !problem.empty()) return broken(problem);
   boost::dll::shared_library library;
   try {
     library.load(file, load_mode);
