@@ -33,7 +33,7 @@ namespace {
 //   Q/assign/<worker>    coordinator -> that worker: {"task", candidate} or {"close"}
 //   Q/done               set when the coordinator closes the queue (for workers it never heard of)
 //   heartbeat/<worker>   Unix seconds, written every second by a thread of the worker
-// Both sides block on their queue (a Mailbox, with a timeout for their checks): no polling.
+// Both sides block on their queue (c10d's queuePop, with a timeout for their checks): no polling.
 struct Keys {
   std::string queue;
   std::string events() const { return queue + "/events"; }
@@ -46,44 +46,6 @@ std::vector<std::uint8_t> bytes(const std::string& text) { return {text.begin(),
 std::string text(const std::vector<std::uint8_t>& data) { return {data.begin(), data.end()}; }
 
 constexpr std::chrono::seconds kCheckEvery{1};  // the coordinator's lease and liveness checks
-
-// A queue of messages on the store with one reader, who can block on it. c10d's blocking queuePop
-// returns at once on a queue that exists but is empty (measured: a reader spinning on it took 80% of
-// a core), so every post also rings a numbered bell key, which the reader waits for (a server-side
-// wait, woken by the set). The messages themselves are in the queue: a poster that dies between
-// pushing and ringing loses nothing, its bell is skipped when the wait times out.
-class Mailbox {
- public:
-  Mailbox(c10d::Store& store, std::string name) : store_(store), name_(std::move(name)) {}
-
-  static void post(c10d::Store& store, const std::string& name, const std::string& message) {
-    store.queuePush(name, bytes(message));
-    const std::int64_t n = store.add(name + "/rung", 1);
-    store.set(bell(name, n), bytes("1"));
-  }
-
-  /// The next message; nullopt when none came within the store's timeout.
-  std::optional<std::string> take() {
-    if (store_.queueLen(name_) > 0) return text(store_.queuePop(name_, false));  // one reader: it is there
-    try {
-      store_.wait({bell(name_, heard_ + 1)});
-      store_.deleteKey(bell(name_, ++heard_));
-    } catch (const c10::DistNetworkError&) {
-      throw;
-    } catch (const c10::DistStoreError&) {
-      heard_ = std::max(heard_, store_.add(name_ + "/rung", 0));  // past any bell a dead poster never rang
-      return std::nullopt;
-    }
-    if (store_.queueLen(name_) > 0) return text(store_.queuePop(name_, false));
-    return std::nullopt;  // a bell for a message taken before it rang
-  }
-
- private:
-  static std::string bell(const std::string& name, std::int64_t n) { return fmt::format("{}/bell/{}", name, n); }
-  c10d::Store& store_;
-  std::string name_;
-  std::int64_t heard_ = 0;  // bells waited for
-};
 
 class LocalDispatch final : public Dispatch {
  public:
@@ -108,14 +70,14 @@ class LocalDispatch final : public Dispatch {
 class QueueDispatch final : public Dispatch {
  public:
   QueueDispatch(const Cluster& cluster, const std::string& queue, Logger& log, const QueueTimeouts& timeouts)
-      : store_(cluster.store().clone()), keys_{queue}, events_(*store_, keys_.events()), log_(log), timeouts_(timeouts),
-        address_(address(cluster)), live_since_(std::chrono::steady_clock::now()) {
+      : store_(cluster.store().clone()), keys_{queue}, log_(log), timeouts_(timeouts), address_(address(cluster)),
+        live_since_(std::chrono::steady_clock::now()) {
     store_->setTimeout(kCheckEvery);  // a blocking pop returns within a second for the checks
   }
   ~QueueDispatch() override {
     try {  // the workers move on, even when the stage failed
       store_->set(keys_.done(), bytes("1"));
-      for (const auto& [worker, state] : workers_) Mailbox::post(*store_, keys_.assign(worker), R"({"type":"close"})");
+      for (const auto& [worker, state] : workers_) store_->queuePush(keys_.assign(worker), bytes(R"({"type":"close"})"));
     } catch (const std::exception& e) {
       log_.warn("could not close the work queue '{}': {}", keys_.queue, e.what());
     }
@@ -158,8 +120,13 @@ class QueueDispatch final : public Dispatch {
   }
 
   std::optional<nlohmann::json> pop_event() {
-    if (std::optional<std::string> message = events_.take()) return nlohmann::json::parse(*message);
-    return std::nullopt;  // nothing within a second
+    try {
+      return nlohmann::json::parse(text(store_->queuePop(keys_.events(), false)));
+    } catch (const c10::DistNetworkError&) {
+      throw;
+    } catch (const c10::DistStoreError&) {
+      return std::nullopt;  // nothing within a second
+    }
   }
 
   // A worker's message; a result for a task still in flight is what next() returns.
@@ -190,7 +157,7 @@ class QueueDispatch final : public Dispatch {
       Task task = std::move(pending_.front());
       pending_.pop_front();
       if (!in_flight_.count(task.index)) continue;  // cancelled
-      Mailbox::post(*store_, keys_.assign(worker), nlohmann::json{{"type", "task"}, {"task", task.json}}.dump());
+      store_->queuePush(keys_.assign(worker), bytes(nlohmann::json{{"type", "task"}, {"task", task.json}}.dump()));
       leases_[task.index] = {worker, std::move(task)};
       w.idle = false;
     }
@@ -244,7 +211,6 @@ class QueueDispatch final : public Dispatch {
 
   c10::intrusive_ptr<c10d::Store> store_;  // its own connection, with a one-second timeout
   Keys keys_;
-  Mailbox events_;
   Logger& log_;
   QueueTimeouts timeouts_;
   std::string address_;
@@ -300,7 +266,7 @@ void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluato
   const std::string coordinator = fmt::format("{}:{}", cluster.world().master_addr, cluster.world().master_port);
   // c10d warns with a stack trace when its connection breaks; this worker says it in one line instead.
   FLAGS_caffe2_log_level = std::max(FLAGS_caffe2_log_level, 2);  // errors only
-  auto store = cluster.store().clone();  // its own connection: a blocking take returns every 2 s for the checks
+  auto store = cluster.store().clone();  // its own connection: a blocking pop returns every 2 s for the checks
   store->setTimeout(std::chrono::seconds(2));
   std::atomic<bool> stop{false};
   // The heartbeat: a thread of its own, so a long evaluation does not look like a dead worker.
@@ -325,22 +291,25 @@ void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluato
   } join{stop, heartbeat};
   std::int64_t evaluated = 0;
   try {
-    Mailbox::post(*store, keys.events(), nlohmann::json{{"type", "idle"}, {"worker", name}}.dump());
-    Mailbox assignments(*store, keys.assign(name));
+    store->queuePush(keys.events(), bytes(nlohmann::json{{"type", "idle"}, {"worker", name}}.dump()));
     for (;;) {
-      const std::optional<std::string> message = assignments.take();
-      if (!message) {
+      std::vector<std::uint8_t> message;
+      try {
+        message = store->queuePop(keys.assign(name), false);
+      } catch (const c10::DistNetworkError&) {
+        throw;
+      } catch (const c10::DistStoreError&) {
         if (store->check({keys.done()})) break;  // closed before it knew this worker
         continue;
       }
-      const nlohmann::json m = nlohmann::json::parse(*message);
+      const nlohmann::json m = nlohmann::json::parse(text(message));
       if (m.at("type") == "close") break;
       const Candidate c = candidate_from_json(nlohmann::json::parse(m.at("task").get<std::string>()));
       const double started = now_seconds();
       const Evaluation e = evaluator.evaluate(c);
-      Mailbox::post(*store, keys.events(), nlohmann::json{{"type", "result"}, {"worker", name}, {"index", c.index},
-                                                          {"started", started}, {"finished", now_seconds()},
-                                                          {"evaluation", to_json(e)}}.dump());
+      store->queuePush(keys.events(), bytes(nlohmann::json{{"type", "result"}, {"worker", name}, {"index", c.index},
+                                                           {"started", started}, {"finished", now_seconds()},
+                                                           {"evaluation", to_json(e)}}.dump()));
       ++evaluated;
     }
   } catch (const c10::DistError& e) {
