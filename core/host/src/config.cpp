@@ -50,13 +50,6 @@ std::string unknown_key_message(std::string_view key, const std::vector<std::str
   return message;
 }
 
-// map[key] that is safe to inspect: yaml-cpp's missing-key nodes throw on everything but IsDefined().
-YAML::Node child(const YAML::Node& map, std::string_view key) {
-  if (map.IsDefined() && map.IsMap())
-    if (const YAML::Node found = map[std::string(key)]; found.IsDefined()) return found;
-  return YAML::Node(YAML::NodeType::Undefined);
-}
-
 std::string describe_node(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
   if (node.IsMap()) return "a map";
@@ -303,6 +296,12 @@ std::vector<std::string> split_path(const std::string& path) {
 }
 
 }  // namespace
+
+YAML::Node child(const YAML::Node& map, std::string_view key) {
+  if (map.IsDefined() && map.IsMap())
+    if (const YAML::Node found = map[std::string(key)]; found.IsDefined()) return found;
+  return YAML::Node(YAML::NodeType::Undefined);
+}
 
 void set_value(ConfigDocument::Impl& doc, const Override& by, const YAML::Node& value) {
   auto fail = [&](std::string message) {

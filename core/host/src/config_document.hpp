@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -26,6 +27,10 @@ struct ConfigDocument::Impl {
   YAML::Node root;
   std::vector<Override> overrides;   ///< in the order they were set
 };
+
+/// map[key] that is safe to inspect (yaml-cpp's missing-key nodes throw on everything but
+/// IsDefined()): the node, or an undefined one.
+YAML::Node child(const YAML::Node& map, std::string_view key);
 
 /// Replaces the node at `by.path` (creating sections as needed) with `value`; throws ConfigError
 /// when the path runs into a value or past a list's end.

@@ -25,6 +25,7 @@
 
 #include "ablation/plan.hpp"
 #include "cluster.hpp"
+#include "duration_text.hpp"
 #include "nas/pipeline.hpp"
 
 namespace fs = std::filesystem;
@@ -37,13 +38,6 @@ using ablation::Plan;
 using ablation::Run;
 
 constexpr std::chrono::seconds kStoreTimeout{300};
-
-std::string duration_text(double seconds) {
-  const auto s = static_cast<std::int64_t>(seconds + 0.5);
-  if (s < 60) return fmt::format("{}s", s);
-  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
-}
 
 // Bytes of memory available to new processes (MemAvailable), or 0 when unknown.
 std::int64_t available_memory() {
@@ -364,15 +358,6 @@ int execute(const Plan* plan_made, fs::path dir, Logger& log, const AblationOpti
   return 0;
 }
 
-std::string utc_stamp() {
-  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
-  return text;
-}
-
 }  // namespace
 
 int ablate(const fs::path& file, const std::vector<std::string>& overrides, const RegistryLoader& load_plugins,
@@ -395,17 +380,8 @@ int ablate(const fs::path& file, const std::vector<std::string>& overrides, cons
     fmt::print("folder: {}\n", (plan.output_dir / plan.name / "<UTC timestamp>").string());
     return 0;
   }
-  // OUTPUT_DIR/NAME/UTC-TIMESTAMP, made atomically (two ablations started in one second get two folders).
-  const fs::path parent = plan.output_dir / plan.name;
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) throw Error(fmt::format("cannot create '{}': {}", parent.string(), ec.message()));
-  fs::path dir;
-  for (int suffix = 0;; ++suffix) {
-    dir = parent / (suffix == 0 ? utc_stamp() : fmt::format("{}-{}", utc_stamp(), suffix));
-    if (fs::create_directory(dir, ec)) break;
-    if (ec) throw Error(fmt::format("cannot create '{}': {}", dir.string(), ec.message()));
-  }
+  // OUTPUT_DIR/NAME/UTC-TIMESTAMP, as a run's folder is made.
+  const fs::path dir = make_run_dir(Experiment{.name = plan.name, .output_dir = plan.output_dir.string()}, std::nullopt);
   ablation::write_plan(plan, dir);
   log.info("ablation '{}' in {}", plan.name, dir.string());
   return execute(&plan, dir, log, options);

@@ -50,12 +50,6 @@ class Problems {
   std::vector<Diagnostic> diagnostics_;
 };
 
-YAML::Node child(const YAML::Node& map, const std::string& key) {
-  if (map.IsDefined() && map.IsMap())
-    if (const YAML::Node found = map[key]; found.IsDefined()) return found;
-  return YAML::Node(YAML::NodeType::Undefined);
-}
-
 std::string yaml_text(const YAML::Node& node) {
   YAML::Emitter out;
   out << YAML::Flow << node;

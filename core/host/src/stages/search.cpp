@@ -18,6 +18,7 @@
 #include "nas/genotype_file.hpp"
 #include "nas/store.hpp"
 #include "cluster.hpp"
+#include "duration_text.hpp"
 #include "work_queue/work_queue.hpp"
 #include "stages/evaluator_process.hpp"
 #include "stages/stages.hpp"
@@ -26,13 +27,6 @@ namespace fs = std::filesystem;
 
 namespace nas::stages {
 namespace {
-
-std::string duration_text(double seconds) {
-  auto s = static_cast<std::int64_t>(std::max(0.0, seconds));
-  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
-  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
-}
 
 constexpr double kMeaningfulEvaluation = 0.01;  // seconds per evaluation
 
