@@ -86,11 +86,12 @@ inline HostResult run_host(const std::filesystem::path& dir, const std::string& 
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-/// Starts nas-host in `dir` in the background, as run_host runs it, its output going to dir/`log`;
-/// returns its process id (for kill -9 tests).
-inline pid_t start_host(const std::filesystem::path& dir, const std::string& args, const std::string& log) {
-  std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} >'{}' 2>&1 & echo $!", dir.string(),
-                                    NAS_HOST, args, log);
+/// Starts nas-host in `dir` in the background, as run_host runs it (with the variables `env`, e.g.
+/// "RANK=1 WORLD_SIZE=2"), its output going to dir/`log`; returns its process id (for kill -9 tests).
+inline pid_t start_host(const std::filesystem::path& dir, const std::string& args, const std::string& log,
+                        const std::string& env = "") {
+  std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH {} '{}' {} >'{}' 2>&1 & echo $!", dir.string(),
+                                    env, NAS_HOST, args, log);
   FILE* pipe = popen(command.c_str(), "r");
   pid_t pid = 0;
   const bool started = fscanf(pipe, "%d", &pid) == 1;
@@ -99,7 +100,14 @@ inline pid_t start_host(const std::filesystem::path& dir, const std::string& arg
   return pid;
 }
 
-inline bool running(pid_t pid) { return kill(pid, 0) == 0; }
+/// Whether `pid` runs: it exists and is not a zombie (a killed child its parent has not waited for).
+inline bool running(pid_t pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const std::size_t end = line.rfind(')');
+  return end != std::string::npos && end + 2 < line.size() && line[end + 2] != 'Z';
+}
 
 /// Waits until `pid` is gone (started by start_host, it is not this process's child to wait for).
 inline void wait_until_gone(pid_t pid) {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -24,6 +25,13 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 namespace {
+
+std::size_t count_lines_with(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) n += line.find(part) != std::string::npos;
+  return n;
+}
 
 using Trajectory = std::vector<std::tuple<std::int64_t, std::vector<std::int64_t>, std::string, std::optional<double>>>;
 
@@ -121,6 +129,61 @@ TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
   EXPECT_THAT(log, HasSubstr("was killed by signal 9"));
   EXPECT_THAT(log, HasSubstr("goes to another worker"));  // its evaluation was handed over
   EXPECT_EQ(workers("two").size(), 2u);
+}
+
+// Every worker killed: the coordinator notices within the heartbeat timeout and, after
+// no_worker_timeout without a live worker, stops with exit 1 and says how to continue; the store is
+// consistent, and --resume with new workers finishes the search with every proposal once.
+TEST_F(DistributedTest, WithEveryWorkerDeadTheCoordinatorStopsAndResumeFinishes) {
+  const std::string search = fmt::format("{} search.evaluations=40 search.evaluator.seconds=0.2 "
+                                         "search.heartbeat_timeout=2 search.no_worker_timeout=4",
+                                         config("search_synthetic"));
+  const pid_t coordinator = nas::test::start_host(dir_, fmt::format("run {} --run-dir dead --nproc 2", search), "dead.log");
+  const fs::path store = dir_ / "dead" / "search.sqlite";
+  std::set<std::string> seen;
+  while (seen.size() < 2 && nas::test::running(coordinator)) {
+    if (fs::exists(store)) seen = workers("dead");
+    usleep(20000);
+  }
+  ASSERT_EQ(seen.size(), 2u) << nas::test::read_text(dir_ / "dead.log");
+  for (const std::string& worker : seen) kill(static_cast<pid_t>(std::stoi(worker.substr(worker.rfind(':') + 1))), SIGKILL);
+  nas::test::wait_until_gone(coordinator);  // within heartbeat + no_worker timeouts, not forever
+  const std::string log = nas::test::read_text(dir_ / "dead.log");
+  EXPECT_THAT(log, HasSubstr("no live worker for"));
+  EXPECT_THAT(log, HasSubstr("'nas-host run --resume RUN_DIR'"));
+  const auto before = rows("dead");
+  ASSERT_LT(std::count_if(before.begin(), before.end(), [](const auto& e) { return e.status != nas::EvaluationStatus::pending; }), 40)
+      << "stopped before the end";
+
+  auto r = host("run --resume dead --nproc 2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto after = rows("dead");
+  ASSERT_EQ(after.size(), 40u);
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].index, static_cast<std::int64_t>(i));
+    EXPECT_NE(after[i].status, nas::EvaluationStatus::pending) << "#" << i;
+  }
+  for (const auto& e : before)  // what had finished before the kill is kept as it was
+    if (e.status == nas::EvaluationStatus::ok) EXPECT_EQ(after[static_cast<std::size_t>(e.index)].reward, e.reward);
+}
+
+// The coordinator killed: its workers stop within seconds with one line naming its address.
+TEST_F(DistributedTest, WhenTheCoordinatorDiesItsWorkersStopSayingWhere) {
+  const std::string search = fmt::format("{} search.evaluations=200 search.evaluator.seconds=0.2", config("search_synthetic"));
+  const pid_t coordinator = nas::test::start_host(dir_, fmt::format("run {} --run-dir orphan --nproc 2", search), "orphan.log");
+  const fs::path store = dir_ / "orphan" / "search.sqlite";
+  std::set<std::string> seen;
+  while (seen.size() < 2 && nas::test::running(coordinator)) {
+    if (fs::exists(store)) seen = workers("orphan");
+    usleep(20000);
+  }
+  ASSERT_EQ(seen.size(), 2u) << nas::test::read_text(dir_ / "orphan.log");
+  kill(coordinator, SIGKILL);
+  for (const std::string& worker : seen) nas::test::wait_until_gone(static_cast<pid_t>(std::stoi(worker.substr(worker.rfind(':') + 1))));
+  const std::string log = nas::test::read_text(dir_ / "orphan.log");
+  EXPECT_EQ(count_lines_with(log, "lost the coordinator at 127.0.0.1:"), 2u) << log;
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("terminate called"))) << "no crash";
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("frame #"))) << "no stack trace";
 }
 
 TEST_F(DistributedTest, AsynchronousWorkersNeverWaitForAStraggler) {

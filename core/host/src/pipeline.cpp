@@ -11,6 +11,7 @@
 #include <thread>
 
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
@@ -218,7 +219,12 @@ void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logg
                        processes ? &*processes : nullptr};
   for (const StageConfig& stage : config.stages)
     if (stage.def->serve) stage.def->serve(stage, registry, context);
-  cluster.store().add("left", 1);
+  try {
+    cluster.store().add("left", 1);
+  } catch (const c10::DistError&) {
+    // Under nas-host --nproc the coordinator waits only for the workers it started; one that joined
+    // by hand may find it gone once the last stage is over, with nothing left to say.
+  }
 }
 
 int serve_evaluator_process(const fs::path& run_dir, const std::string& stage_name, const std::vector<fs::path>& plugin_dirs,

@@ -371,7 +371,8 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
 
   // Workers evaluate when the run has them; this process only coordinates then.
   const std::int64_t workers = context.cluster ? context.cluster->world().size - 1 : 0;
-  auto dispatch = make_dispatch(context.cluster, context.log, "search", p.get<double>("heartbeat_timeout"),
+  auto dispatch = make_dispatch(context.cluster, context.log, "search",
+                                QueueTimeouts{p.get<double>("heartbeat_timeout"), p.get<double>("no_worker_timeout")},
                                 [&] { return stage_evaluator(stage, registry, context); });
 
   Settings settings{{p.get<std::int64_t>("evaluations"), p.get<double>("wall_time"), p.get<double>("target_reward")},
@@ -448,7 +449,9 @@ StageDef search() {
        choice("reward_transform", {"identity", "cube"}, "identity").help("what the controller learns from: reward or reward^3"),
        choice("repeats", {"reuse", "evaluate"}, "reuse").help("an architecture evaluated before: reuse its result, or evaluate it again"),
        integer("top_k", 5).range(1, 10000).help("best distinct architectures written to top/"),
-       number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's evaluation goes to another")};
+       number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's evaluation goes to another"),
+       number("no_worker_timeout", 300.0).range(1, 864000).help(
+           "seconds without any live worker before the search stops (exit 1; --resume continues)")};
   for (ParamSpec& spec : isolation_params()) schema.push_back(std::move(spec));
   return StageDef{
       .name = "search",

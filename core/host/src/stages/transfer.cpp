@@ -81,7 +81,8 @@ void run_retrain(const StageConfig& stage, const Registry& registry, const Stage
   auto space = make_space(stage, registry, context);
 
   const bool distributed = context.cluster && context.cluster->world().size > 1;
-  auto dispatch = make_dispatch(context.cluster, context.log, "retrain", p.get<double>("heartbeat_timeout"),
+  auto dispatch = make_dispatch(context.cluster, context.log, "retrain",
+                                QueueTimeouts{p.get<double>("heartbeat_timeout"), p.get<double>("no_worker_timeout")},
                                 [&] { return stage_evaluator(stage, registry, context); });
   context.log.info("retraining {} architectures at {} for {} epochs{}", files.size(), space->model_name(p),
                    p.get<std::int64_t>("epochs"),
@@ -144,7 +145,9 @@ StageDef retrain() {
                 string("evaluator", "").help("the evaluator that trains (one declaring trains_recipe); empty: the "
                                              "only one loaded (evaluator/train)"),
                 number("heartbeat_timeout", 30.0).range(1, 86400).help("seconds without a heartbeat before a worker's "
-                                                                       "training goes to another")};
+                                                                       "training goes to another"),
+                number("no_worker_timeout", 300.0).range(1, 864000).help(
+                    "seconds without any live worker before the stage stops (exit 1; --resume continues)")};
   for (ParamSpec& spec : isolation_params()) schema.push_back(std::move(spec));
   for (ParamSpec& spec : recipe_schema()) schema.push_back(std::move(spec));
   return StageDef{.name = "retrain",

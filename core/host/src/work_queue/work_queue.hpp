@@ -35,16 +35,23 @@ class Dispatch {
   virtual void cancel() = 0;
 };
 
+struct QueueTimeouts {
+  double heartbeat = 30;   ///< seconds without a worker's heartbeat before its task goes to another
+  double no_worker = 300;  ///< seconds without any live worker before the stage stops (Error)
+};
+
 /// A stage's dispatch. With worker processes (a cluster of more than one rank): the cluster's
-/// queue named `queue` (one per stage, e.g. "search"), which hands a candidate to another worker when
-/// the one running it has sent no heartbeat for `heartbeat_timeout` seconds, and is closed for the
-/// workers when the dispatch goes away, whatever happened. Else: `make_evaluator()` in this process,
-/// evaluating in submission order when next() is called.
+/// queue named `queue` (one per stage, e.g. "search"; protocol in work_queue.cpp), which hands a
+/// candidate to another worker when the one running it has sent no heartbeat for
+/// `timeouts.heartbeat` seconds, throws Error from next() after `timeouts.no_worker` seconds without
+/// a live worker, and is closed for the workers when the dispatch goes away, whatever happened.
+/// Else: `make_evaluator()` in this process, evaluating in submission order when next() is called.
 std::unique_ptr<Dispatch> make_dispatch(const Cluster* cluster, Logger& log, const std::string& queue,
-                                        double heartbeat_timeout,
+                                        const QueueTimeouts& timeouts,
                                         const std::function<std::unique_ptr<Evaluator>()>& make_evaluator);
 
-/// A worker: evaluates candidates from `queue` until the coordinator says it is closed.
+/// A worker: evaluates candidates from `queue` until the coordinator says it is closed; throws Error
+/// naming the coordinator's address when it is gone.
 void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluator, Logger& log);
 
 /// Candidates and evaluations as JSON, the one wire format between processes (the work queue, the
