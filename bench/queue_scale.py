@@ -9,10 +9,11 @@ RSS counts the shared LibTorch pages of every process in full), and the store re
 the queue made (the coordinator's summary line in the run's log.txt; a build without that line shows
 '-').
 
-Give several builds to compare them (e.g. before and after a change): each worker count runs on
-every build in turn, so they share the machine's state of the moment.
+Give several nas-host executables to compare them (e.g. before and after a change; a wrapper script
+that sets LD_PRELOAD to another libnas-host-runtime.so will do): each worker count runs on every one
+in turn, so they share the machine's state of the moment.
 
-    bench/queue_scale.py build/release [OTHER_BUILD ...] [--workers 16 64]
+    bench/queue_scale.py build/release/bin/nas-host [OTHER_NAS_HOST ...] [--workers 16 64]
 """
 import argparse
 import os
@@ -80,16 +81,16 @@ def measure(host, workers, run):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("builds", nargs="+")
+    parser.add_argument("hosts", nargs="+", help="nas-host executables")
     parser.add_argument("--workers", type=int, nargs="+", default=[16, 64])
     args = parser.parse_args()
-    print("build  workers  evaluations/s  ideal  of ideal  coordinator CPU  store requests/s (coordinator + workers)"
+    print("host  workers  evaluations/s  ideal  of ideal  coordinator CPU  store requests/s (coordinator + workers)"
           "  idle worker RSS / PSS  exit")
     with tempfile.TemporaryDirectory() as folder:
         for w in args.workers:
-            for b, build in enumerate(args.builds):
-                m = measure(os.path.join(build, "bin", "nas-host"), w, os.path.join(folder, f"b{b}-w{w}"))
-                print(f"{b:5d}  {w:7d}  {m['rate']:13.2f}  {m['ideal']:5.0f}  {m['rate'] / m['ideal']:8.3f}  "
+            for h, host in enumerate(args.hosts):
+                m = measure(host, w, os.path.join(folder, f"h{h}-w{w}"))
+                print(f"{h:4d}  {w:7d}  {m['rate']:13.2f}  {m['ideal']:5.0f}  {m['rate'] / m['ideal']:8.3f}  "
                       f"{100 * m['coordinator_cpu']:14.1f}%  {m['requests']:>40}  {m['rss_mb']:9.0f} / "
                       f"{m['pss_mb']:.0f} MB  {m['exit']:4d}", flush=True)
 

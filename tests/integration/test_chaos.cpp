@@ -50,6 +50,18 @@ class ChaosTest : public ::testing::Test {
     return found;
   }
 
+  // Processes working in this test's folder (every nas-host it started, directly or not).
+  std::vector<pid_t> processes_here() const {
+    std::vector<pid_t> out;
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+      const std::string name = entry.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::error_code ec;
+      if (fs::read_symlink(entry.path() / "cwd", ec) == dir_ && nas::test::running(std::stoi(name))) out.push_back(std::stoi(name));
+    }
+    return out;
+  }
+
   // The coordinator's workers (nas-host --nproc starts them as its children).
   static std::vector<pid_t> children(pid_t pid) {
     std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
@@ -132,6 +144,8 @@ TEST_F(ChaosTest, TenSeededKillsOfWorkersAndTheCoordinatorLoseAndChangeNothing) 
     kill(pid, SIGKILL);
     nas::test::wait_until_gone(pid);
   }
+  // The workers of every killed coordinator stop by themselves (lost their coordinator): none is left.
+  for (std::vector<pid_t> left = processes_here(); !left.empty(); left = processes_here()) usleep(100000);
 
   const auto final_rows = rows("chaos");
   const auto reference = rows("one");

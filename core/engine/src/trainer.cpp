@@ -1,9 +1,11 @@
 // The training engine: SGD with a warmup + cosine schedule, checkpoints that resume exactly.
 #include "nas/trainer.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
 
@@ -111,13 +113,19 @@ void require_same_tensors(torch::serialize::InputArchive& archive, const torch::
 class MetricsFile {
  public:
   explicit MetricsFile(const fs::path& run_dir) {
-    if (!run_dir.empty()) out_.open(run_dir / "metrics.jsonl", std::ios::app);
+    if (run_dir.empty()) return;
+    file_ = run_dir / "metrics.jsonl";
+    out_.open(file_, std::ios::app);
+    if (!out_) throw Error(fmt::format("cannot write '{}': {}", file_.string(), std::strerror(errno)));
   }
   void write(const nlohmann::ordered_json& line) {
-    if (out_.is_open()) out_ << line.dump() << "\n" << std::flush;
+    if (!out_.is_open()) return;
+    out_ << line.dump() << "\n" << std::flush;
+    if (!out_) throw Error(fmt::format("cannot write '{}': {}", file_.string(), std::strerror(errno)));
   }
 
  private:
+  fs::path file_;
   std::ofstream out_;
 };
 

@@ -15,6 +15,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "nas/files.hpp"
 #include "nas/abi.h"
 #include "nas/ablation.hpp"
 #include "nas/config.hpp"
@@ -491,7 +492,7 @@ int inspect_command(const std::vector<std::string>& args) {
   auto shapes = network->stage_shapes(at::zeros({1, data.channels, data.height, data.width}));
 
   if (!dot_file.empty()) {
-    std::ofstream(dot_file) << space->to_dot(text);
+    write_file(dot_file, space->to_dot(text));
     if (std::system("command -v dot >/dev/null 2>&1") == 0) {
       std::string svg = fs::path(dot_file).replace_extension(".svg").string();
       if (std::system(fmt::format("dot -Tsvg '{}' -o '{}'", dot_file, svg).c_str()) != 0)

@@ -1,8 +1,13 @@
 #include "cluster.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -23,7 +28,27 @@ std::optional<std::int64_t> integer_variable(const char* name) {
   return value;
 }
 
+// A socket listening on 127.0.0.1:`port` (0: a free one), for the store to take over.
+int listen_on_loopback(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Error(fmt::format("cannot open a socket for the store: {}", std::strerror(errno)));
+  const int yes = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw Error(fmt::format("cannot serve the store on 127.0.0.1:{}: {}", port, std::strerror(error)));
+  }
+  return fd;
+}
+
 }  // namespace
+
+bool loopback(const std::string& address) { return address == "localhost" || address.rfind("127.", 0) == 0; }
 
 std::string host_name() {
   char host[256] = "localhost";
@@ -62,15 +87,28 @@ World World::from_environment() {
   return w;
 }
 
-Cluster::Cluster(World world, std::chrono::milliseconds timeout) : world_(std::move(world)) {
+Cluster::Cluster(World world, std::chrono::milliseconds timeout) : world_(std::move(world)), timeout_(timeout) {
   c10d::TCPStoreOptions options;
   options.port = world_.master_port;
   options.isServer = world_.coordinator() && !world_.agent_store;
+  // The store has no authentication: when every process reaches it on loopback (nas-host --nproc,
+  // MASTER_ADDR=127.0.0.1), it listens on loopback only, not on every interface as c10d would.
+  if (options.isServer && loopback(world_.master_addr)) options.masterListenFd = listen_on_loopback(world_.master_port);
   options.waitWorkers = false;  // workers may join late
   options.timeout = timeout;
   auto tcp = c10::make_intrusive<c10d::TCPStore>(world_.master_addr, options);
   port_ = tcp->getPort();
   store_ = c10::make_intrusive<c10d::PrefixStore>("nas/", tcp);
+}
+
+c10::intrusive_ptr<c10d::Store> Cluster::connect() const {
+  c10d::TCPStoreOptions options;
+  options.port = port_;
+  options.waitWorkers = false;
+  options.timeout = std::chrono::seconds(10);  // connecting (c10d retries a refused connection until then)
+  auto tcp = c10::make_intrusive<c10d::TCPStore>(world_.master_addr, options);
+  tcp->setTimeout(timeout_);  // its requests, as the first connection's
+  return c10::make_intrusive<c10d::PrefixStore>("nas/", tcp);
 }
 
 }  // namespace nas

@@ -31,6 +31,8 @@ struct NAS_API World {
 
 /// This machine's host name (as gethostname gives it).
 NAS_API std::string host_name();
+/// Whether `address` names this machine's loopback interface (localhost, 127.x.y.z).
+NAS_API bool loopback(const std::string& address);
 
 /// The run's key-value store: rank 0 serves it (unless torchrun's agent does), every rank connects;
 /// keys live under "nas/". `port` 0 on the server picks a free port (read it back with port()).
@@ -40,6 +42,10 @@ class NAS_API Cluster {
   const World& world() const { return world_; }
   c10d::Store& store() const { return *store_; }
   const c10::intrusive_ptr<c10d::Store>& store_handle() const { return store_; }  ///< for c10d's own users
+  /// Another connection to the store, for another thread (c10d stores are not shared across threads).
+  /// Throws c10::DistError within seconds when the store is gone: unlike a process's first
+  /// connection, it has no rank 0 to wait for.
+  c10::intrusive_ptr<c10d::Store> connect() const;
   std::uint16_t port() const { return port_; }
   /// "<prefix>-<n>" for the n-th call on this process: the same sequence on every rank that makes
   /// the same calls in the same order (names for process groups).
@@ -47,6 +53,7 @@ class NAS_API Cluster {
 
  private:
   World world_;
+  std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
   std::uint16_t port_ = 0;
   mutable std::atomic<int> names_{0};

@@ -16,11 +16,6 @@
 #include "cluster.hpp"
 
 namespace nas {
-namespace {
-
-bool loopback(const std::string& address) { return address == "localhost" || address.rfind("127.", 0) == 0; }
-
-}  // namespace
 
 // Every rank sees every rank's device through the store, so all choose the same backend.
 c10::intrusive_ptr<c10d::Backend> process_group(const Cluster& cluster, const std::string& name, c10::Device device) {

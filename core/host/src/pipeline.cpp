@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <fstream>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -17,6 +16,7 @@
 #include <torch/cuda.h>
 
 #include "cluster.hpp"
+#include "nas/files.hpp"
 #include "nas/loader.hpp"
 #include "stages/evaluator_process.hpp"
 
@@ -140,9 +140,7 @@ std::optional<EvaluatorProcesses> evaluator_processes(const RunOptions& options,
 void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const fs::path& run_dir,
                   const RunOptions& options) {
   if (!options.resumed) {
-    std::ofstream out(run_dir / "config.yaml");
-    out << config.resolved_yaml;
-    if (!out) throw Error(fmt::format("cannot write '{}'", (run_dir / "config.yaml").string()));
+    write_file(run_dir / "config.yaml", config.resolved_yaml);
   }
   log.tee_to(run_dir / "log.txt");
   World world = World::from_environment();
@@ -193,11 +191,9 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
     if (WIFSIGNALED(status)) log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
     else if (WEXITSTATUS(status) != 0) log.warn("worker process {} exited with status {}", pid, WEXITSTATUS(status));
   }
-  // Last, and atomically (a rename): whoever sees the marker sees a complete run.
-  const fs::path marker = finished_marker(run_dir), partial = fs::path(marker).concat(".partial");
-  std::ofstream(partial) << nlohmann::ordered_json{{"finished_at", utc_timestamp()}, {"stage_seconds", stages}}.dump(2)
-                         << "\n";
-  fs::rename(partial, marker);
+  // Last, and atomically (write_file renames): whoever sees the marker sees a complete run.
+  write_file(finished_marker(run_dir),
+             nlohmann::ordered_json{{"finished_at", utc_timestamp()}, {"stage_seconds", stages}}.dump(2) + "\n");
   log.info("run finished; outputs in {}", run_dir.string());
 }
 

@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include "nas/error.hpp"
@@ -42,7 +44,7 @@ Logger::~Logger() {
 
 void Logger::tee_to(const std::filesystem::path& path) {
   std::FILE* file = std::fopen(path.c_str(), "a");
-  if (!file) throw Error(fmt::format("cannot open log file '{}' for writing", path.string()));
+  if (!file) throw Error(fmt::format("cannot open log file '{}' for writing: {}", path.string(), std::strerror(errno)));
   std::lock_guard lock(mutex_);
   if (file_) std::fclose(file_);
   file_ = file;

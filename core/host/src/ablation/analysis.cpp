@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ablation/plan.hpp"
+#include "nas/files.hpp"
 #include "nas/store.hpp"
 
 namespace fs = std::filesystem;
@@ -332,11 +333,8 @@ std::string analyze(const Plan& plan, const fs::path& dir) {
 
   const std::string md = markdown(plan, cells, finished_count, baseline, seeds.size(), false);
   for (const auto& [name, text] : {std::pair{"ablation.csv", csv}, std::pair{"ablation.json", json.dump(2) + "\n"},
-                                   std::pair{"ablation.md", md}}) {
-    std::ofstream out(dir / name);
-    out << text;
-    if (!out) throw Error(fmt::format("cannot write '{}'", (dir / name).string()));
-  }
+                                   std::pair{"ablation.md", md}})
+    write_file(dir / name, text);
   return markdown(plan, cells, finished_count, baseline, seeds.size(), true);
 }
 

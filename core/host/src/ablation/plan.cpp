@@ -12,6 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config_document.hpp"
+#include "nas/files.hpp"
 #include "nas/config.hpp"
 #include "nas/pipeline.hpp"
 
@@ -467,21 +468,13 @@ void write_plan(const Plan& plan, const fs::path& dir) {
                     {"threads", run.threads}});
     const fs::path file = config_file(dir, run);
     fs::create_directories(file.parent_path());
-    std::ofstream out(file);
-    out << run.config;
-    if (!out) throw Error(fmt::format("cannot write '{}'", file.string()));
+    write_file(file, run.config);
   }
   const nlohmann::ordered_json json{{"name", plan.name}, {"source", plan.source.string()}, {"arms", plan.arms},
                                     {"axes", plan.axes}, {"settings", settings_json(plan.settings)}, {"runs", runs}};
   std::error_code ec;
   fs::copy_file(plan.source, dir / "ablation.yaml", fs::copy_options::overwrite_existing, ec);
-  // Written whole, then renamed: a kill leaves no half plan for --resume to find.
-  const fs::path partial = dir / "plan.json.partial";
-  std::ofstream out(partial);
-  out << json.dump(2) << "\n";
-  out.close();
-  if (!out) throw Error(fmt::format("cannot write '{}'", partial.string()));
-  fs::rename(partial, dir / "plan.json");
+  write_file(dir / "plan.json", json.dump(2) + "\n");  // whole or not at all: --resume never finds half a plan
 }
 
 Plan read_plan(const fs::path& dir) {

@@ -1,13 +1,13 @@
 // Stage "dataset_stats": class counts and per-channel mean and std of a dataset split, the numbers
 // a training config's normalization needs. Writes dataset_stats.json in the run folder.
 #include <chrono>
-#include <fstream>
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "nas/files.hpp"
 #include "nas/dataset.hpp"
 #include "nas/log.hpp"
 #include "stages/stages.hpp"
@@ -63,7 +63,7 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
                         {"std", std_v},
                         {"classes", classes}};
   std::filesystem::path out_file = context.run_dir / "dataset_stats.json";
-  std::ofstream(out_file) << report.dump(2) << "\n";
+  write_file(out_file, report.dump(2) + "\n");
   context.log.info("{} ({} split): {} examples of {}x{}x{}, {} classes; mean [{:.4f}], std [{:.4f}]", choice.entry->key,
                    split_name, count, info.channels, info.height, info.width, per_class.size(),
                    fmt::join(mean_v, ", "), fmt::join(std_v, ", "));

@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <fstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "nas/files.hpp"
 #include "nas/controller.hpp"
 #include "nas/evaluator.hpp"
 #include "nas/log.hpp"
@@ -113,7 +113,7 @@ void summarize(const SearchStore& store, const Space& space, const PluginChoice&
                                  {"failed", counts[EvaluationStatus::failed]},
                                  {"cancelled", counts[EvaluationStatus::cancelled]},
                                  {"top", top}};
-  std::ofstream(context.run_dir / "search.json") << summary.dump(2) << "\n";
+  write_file(context.run_dir / "search.json", summary.dump(2) + "\n");
   context.log.info("search stopped: {}; {} evaluated ({} failed), {} repeats reused; best cells in {}:\n{}", why,
                    summary["evaluated"].get<std::int64_t>(), counts[EvaluationStatus::failed],
                    counts[EvaluationStatus::reused], top_dir.string(), table);
@@ -422,9 +422,9 @@ std::pair<std::string, nlohmann::ordered_json> write_ranked(const std::vector<St
   for (std::size_t i = 0; i < ranked.size(); ++i) {
     const StoredEvaluation& e = ranked[i];
     const fs::path file = dir / fmt::format("{}.genotype", i + 1);
-    std::ofstream(file) << fmt::format("# rank {} of {}: reward {:.6f}, evaluation #{}, hash {}\n", i + 1, source,
-                                       *e.reward, e.index, e.hash)
-                        << space_comment(space_choice) << space.canonical(e.genotype, file.string());
+    write_file(file, fmt::format("# rank {} of {}: reward {:.6f}, evaluation #{}, hash {}\n", i + 1, source, *e.reward,
+                                 e.index, e.hash) +
+                         space_comment(space_choice) + space.canonical(e.genotype, file.string()));
     auto params = e.metrics.find("params");
     table += fmt::format("{:>4}  {:>6}  {:>8.4f}  {:>8}  {:>9}  {}\n", i + 1, fmt::format("#{}", e.index), *e.reward,
                          e.final_score ? fmt::format("{:.4f}", *e.final_score) : "-",

@@ -1,11 +1,11 @@
 // Stages "train" and "final" (one stage, two names): trains a genotype's network on a dataset and
 // reports test accuracy, data-parallel across every process of the run. Writes metrics.jsonl,
 // checkpoint.pt (after every epoch), weights.pt (torch.load-able) and result.json.
-#include <fstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "nas/files.hpp"
 #include "nas/dataset.hpp"
 #include "nas/log.hpp"
 #include "nas/recipe.hpp"
@@ -92,7 +92,7 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
     context.log.info("test accuracy: {:.2f}% top-1, {:.2f}% top-5 ({} images); weights in {}", 100 * test.top1,
                      100 * test.top5, test.examples, (context.run_dir / "weights.pt").string());
   }
-  if (writer) std::ofstream(context.run_dir / "result.json") << report.dump(2) << "\n";
+  if (writer) write_file(context.run_dir / "result.json", report.dump(2) + "\n");
 }
 
 StageDef definition(std::string name, std::string description) {

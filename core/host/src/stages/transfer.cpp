@@ -1,13 +1,13 @@
 // The transfer half of the paper: `select` takes the best distinct architectures of a search,
 // `retrain` trains each at a larger N@F (across the workers, when the run has them) and keeps the
 // best by validation accuracy as best.genotype, which the `train` stage then trains at the target size.
-#include <fstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cluster.hpp"
+#include "nas/files.hpp"
 #include "nas/dataset.hpp"
 #include "nas/evaluator.hpp"
 #include "nas/genotype_file.hpp"
@@ -37,7 +37,7 @@ void run_select(const StageConfig& stage, const Registry& registry, const StageC
   if (best.empty()) throw Error(fmt::format("select: '{}' holds no successful evaluation", file.string()));
   auto [table, list] = write_ranked(best, *make_space(stage, registry, context), *stage.one("space"),
                                     context.run_dir / "selected", file.string());
-  std::ofstream(context.run_dir / "selected.json") << list.dump(2) << "\n";
+  write_file(context.run_dir / "selected.json", list.dump(2) + "\n");
   context.log.info("selected the {} best distinct architectures of {} (asked for {}) into {}:\n{}", best.size(),
                    file.string(), top_k, (context.run_dir / "selected").string(), table);
 }
@@ -111,13 +111,12 @@ void run_retrain(const StageConfig& stage, const Registry& registry, const Stage
                       {"validation_top1", e.reward ? nlohmann::json(*e.reward) : nlohmann::json()},
                       {"failure", e.failure}, {"metrics", e.metrics}, {"worker", results[i].worker}});
   }
-  std::ofstream(context.run_dir / "retrain.json") << report.dump(2) << "\n";
+  write_file(context.run_dir / "retrain.json", report.dump(2) + "\n");
   if (!best) throw Error("retrain: every architecture failed; see retrain.json");
-  std::ofstream(context.run_dir / "best.genotype")
-      << fmt::format("# best of {} retrained at {}: validation accuracy {:.6f}, from {}\n", files.size(),
-                     space->model_name(p), *results[*best].evaluation.reward,
-                     files[*best].string())
-      << space_comment(*stage.one("space")) << genotypes[*best];
+  write_file(context.run_dir / "best.genotype",
+             fmt::format("# best of {} retrained at {}: validation accuracy {:.6f}, from {}\n", files.size(),
+                         space->model_name(p), *results[*best].evaluation.reward, files[*best].string()) +
+                 space_comment(*stage.one("space")) + genotypes[*best]);
   context.log.info("best: {} (validation accuracy {:.4f}) -> {}", files[*best].string(), *results[*best].evaluation.reward,
                    (context.run_dir / "best.genotype").string());
 }

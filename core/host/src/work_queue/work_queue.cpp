@@ -55,8 +55,8 @@ constexpr int kWorkerRingEvery = 30;             // heartbeats between a worker'
 // own connection to the store (c10d stores are not shared across threads).
 class Ticker {
  public:
-  Ticker(c10d::Store& store, std::chrono::milliseconds period, std::function<void(c10d::Store&)> tick)
-      : thread_([this, store = store.clone(), period, tick = std::move(tick)] {
+  Ticker(const Cluster& cluster, std::chrono::milliseconds period, std::function<void(c10d::Store&)> tick)
+      : thread_([this, store = cluster.connect(), period, tick = std::move(tick)] {
           while (!stop_) {
             tick(*store);
             for (auto slept = std::chrono::milliseconds(0); slept < period && !stop_; slept += std::chrono::milliseconds(50))
@@ -96,10 +96,10 @@ class LocalDispatch final : public Dispatch {
 class QueueDispatch final : public Dispatch {
  public:
   QueueDispatch(const Cluster& cluster, const std::string& queue, Logger& log, const QueueTimeouts& timeouts)
-      : store_(cluster.store().clone()), keys_{queue}, events_(*store_, keys_.events()), log_(log), timeouts_(timeouts),
+      : store_(cluster.store()), keys_{queue}, events_(store_, keys_.events()), log_(log), timeouts_(timeouts),
         address_(fmt::format("{}:{}", cluster.world().master_addr, cluster.port())),
         started_(std::chrono::steady_clock::now()), live_since_(started_), requests_at_start_(queue_requests()),
-        ticker_(*store_, kCheckEvery, [name = keys_.events()](c10d::Store& store) {
+        ticker_(cluster, kCheckEvery, [name = keys_.events()](c10d::Store& store) {
           try {
             Mailbox(store, name).ring();
           } catch (const std::exception&) {
@@ -109,10 +109,10 @@ class QueueDispatch final : public Dispatch {
 
   ~QueueDispatch() override {
     try {  // the workers move on, even when the stage failed
-      store_->set(keys_.done(), bytes("1"));
+      store_.set(keys_.done(), bytes("1"));
       count_queue_requests(1);
       for (const std::string& message : events_.waiting()) handle(nlohmann::json::parse(message));  // who spoke up just now
-      for (const auto& [worker, state] : workers_) Mailbox(*store_, keys_.assign(worker)).post(R"({"type":"close"})");
+      for (const auto& [worker, state] : workers_) Mailbox(store_, keys_.assign(worker)).post(R"({"type":"close"})");
       log_summary();
     } catch (const std::exception& e) {
       log_.warn("could not close the work queue '{}': {}", keys_.queue, e.what());
@@ -185,7 +185,7 @@ class QueueDispatch final : public Dispatch {
       if (!w.idle || w.lost) continue;
       Task task = std::move(pending_.front());
       pending_.pop_front();
-      Mailbox(*store_, keys_.assign(worker)).post(nlohmann::json{{"type", "task"}, {"task", task.json}}.dump());
+      Mailbox(store_, keys_.assign(worker)).post(nlohmann::json{{"type", "task"}, {"task", task.json}}.dump());
       leases_[task.index] = {worker, std::move(task)};
       w.idle = false;
     }
@@ -201,7 +201,7 @@ class QueueDispatch final : public Dispatch {
     }
     bool any_live = false;
     if (!keys.empty()) {
-      const auto beats = store_->multiGet(keys);  // every key exists: a worker beats before it speaks
+      const auto beats = store_.multiGet(keys);  // every key exists: a worker beats before it speaks
       count_queue_requests(1);
       const double now = now_seconds();
       for (std::size_t i = 0; i < names.size(); ++i) {
@@ -255,7 +255,7 @@ class QueueDispatch final : public Dispatch {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
 
-  c10::intrusive_ptr<c10d::Store> store_;  // its own connection
+  c10d::Store& store_;
   Keys keys_;
   Mailbox events_;
   Logger& log_;
@@ -335,12 +335,12 @@ void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluato
   auto requests = [&] { return queue_requests() - requests_at_start; };
   std::int64_t evaluated = 0;
   try {
-    auto store = cluster.store().clone();  // its own connection
-    Mailbox events(*store, keys.events()), inbox(*store, keys.assign(name));
-    store->set(heartbeat_key(name), bytes(fmt::format("{}", now_seconds())));  // before it speaks: the coordinator reads it
+    c10d::Store& store = cluster.store();
+    Mailbox events(store, keys.events()), inbox(store, keys.assign(name));
+    store.set(heartbeat_key(name), bytes(fmt::format("{}", now_seconds())));  // before it speaks: the coordinator reads it
     count_queue_requests(1);
     // The heartbeat: a thread of its own, so a long evaluation does not look like a dead worker.
-    Ticker heartbeat(*store, kBeatEvery, [&, beats = 0](c10d::Store& own) mutable {
+    Ticker heartbeat(cluster, kBeatEvery, [&, beats = 0](c10d::Store& own) mutable {
       try {
         own.set(heartbeat_key(name), bytes(fmt::format("{}", now_seconds())));
         count_queue_requests(1);
@@ -351,7 +351,7 @@ void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluato
     });
     events.post(nlohmann::json{{"type", "idle"}, {"worker", name}, {"requests", requests()}}.dump());
     count_queue_requests(1);  // the check below
-    if (store->check({keys.done()})) {  // closed before it heard of this worker; else it will say close
+    if (store.check({keys.done()})) {  // closed before it heard of this worker; else it will say close
       log.info("worker {}: queue '{}' was closed already", name, queue);
       return;
     }
