@@ -5,7 +5,9 @@ the synthetic evaluator, each evaluation sleeping 1 s, so the ideal is W evaluat
 Measured in a steady window (from the 2W-th to the 12W-th finished evaluation, so that the workers'
 start-up is left out): evaluations per second against the ideal, the coordinator's CPU (share of one
 core, from /proc/PID/stat), the resident memory of an idle worker (VmRSS, and PSS from smaps_rollup:
-RSS counts the shared LibTorch pages of every process in full), and the store requests per second
+RSS counts the shared LibTorch pages of every process in full; evaluations run in the worker,
+search.isolation=none: with the default, process, each worker has an evaluator process of about its
+own size), and the store requests per second
 the queue made (the coordinator's summary line in the run's log.txt; a build without that line shows
 '-').
 
@@ -61,7 +63,7 @@ def measure(host, workers, run):
     coordinator = subprocess.Popen(
         [host, "run", config, "--run-dir", run, "--nproc", str(workers), "--log-level", "warn",
          f"search.evaluations={total}", "search.schedule=async", "search.evaluator.seconds=1",
-         "search.evaluator.fail_rate=0", "search.repeats=evaluate", "experiment.threads=1"],
+         "search.evaluator.fail_rate=0", "search.repeats=evaluate", "search.isolation=none", "experiment.threads=1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = os.path.join(run, "search.sqlite")
     wait_for(store, 2 * workers, coordinator)

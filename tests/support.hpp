@@ -109,6 +109,14 @@ inline bool running(pid_t pid) {
   return end != std::string::npos && end + 2 < line.size() && line[end + 2] != 'Z';
 }
 
+/// The processes `pid` started (nas-host --nproc: its workers), in the order it started them.
+inline std::vector<pid_t> children(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
+  std::vector<pid_t> out;
+  for (pid_t child; in >> child;) out.push_back(child);
+  return out;
+}
+
 /// Waits until `pid` is gone (started by start_host, it is not this process's child to wait for).
 inline void wait_until_gone(pid_t pid) {
   while (running(pid)) usleep(2000);

@@ -62,14 +62,6 @@ class ChaosTest : public ::testing::Test {
     return out;
   }
 
-  // The coordinator's workers (nas-host --nproc starts them as its children).
-  static std::vector<pid_t> children(pid_t pid) {
-    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
-    std::vector<pid_t> out;
-    for (pid_t child; in >> child;) out.push_back(child);
-    return out;
-  }
-
   // A worker started by hand, as one joins a run on another node.
   pid_t start_worker(int rank, int port, int generation) {
     return nas::test::start_host(dir_, "run --resume chaos", fmt::format("worker{}-{}.log", rank, generation),
@@ -104,7 +96,7 @@ TEST_F(ChaosTest, TenSeededKillsOfWorkersAndTheCoordinatorLoseAndChangeNothing) 
                                                  << nas::test::read_text(dir_ / log);
     const std::optional<int> store_port = port(log);
     if (current.empty()) {  // a new coordinator: its workers
-      const std::vector<pid_t> own = children(coordinator);
+      const std::vector<pid_t> own = nas::test::children(coordinator);
       if (!store_port || own.size() < static_cast<std::size_t>(kWorkers)) {  // still starting
         usleep(20000);
         continue;

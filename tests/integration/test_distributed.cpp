@@ -345,4 +345,41 @@ TEST_F(DistributedTest, DataParallelTrainingReportsWhatOneProcessReports) {
   }
 }
 
+// A rank that dies in data-parallel training: the other stops with a clear error instead of waiting
+// in a collective, both when the worker dies and when the coordinator does; --resume continues from
+// rank 0's last checkpoint to the end.
+TEST_F(DistributedTest, WhenARankDiesInDataParallelTrainingTheOtherStopsAndResumeContinues) {
+  write_four_classes(dir_ / "images");
+  const fs::path checkpoint = dir_ / "dp" / "checkpoint.pt";
+  auto written = [&] { return fs::exists(checkpoint) ? fs::last_write_time(checkpoint) : fs::file_time_type::min(); };
+  auto start = [&](const std::string& args, const std::string& log) {  // until it has trained one more epoch
+    const auto before = written();
+    const pid_t coordinator = nas::test::start_host(dir_, args, log);
+    while (written() == before && nas::test::running(coordinator)) usleep(20000);
+    return coordinator;
+  };
+  const pid_t first = start(fmt::format("run {} --run-dir dp --nproc 1 train.dataset.root='{}' train.epochs=10",
+                                        config("train_image_folder"), (dir_ / "images").string()), "dp1.log");
+  std::vector<pid_t> workers = nas::test::children(first);
+  ASSERT_EQ(workers.size(), 1u) << nas::test::read_text(dir_ / "dp1.log");
+  kill(workers[0], SIGKILL);
+  nas::test::wait_until_gone(first);
+  EXPECT_THAT(nas::test::read_text(dir_ / "dp1.log"), HasSubstr("error: data-parallel training: another rank stopped"));
+
+  const pid_t second = start("run --resume dp --nproc 1", "dp2.log");
+  workers = nas::test::children(second);
+  ASSERT_EQ(workers.size(), 1u) << nas::test::read_text(dir_ / "dp2.log");
+  kill(second, SIGKILL);
+  nas::test::wait_until_gone(workers[0]);  // by itself
+  const std::string orphan = nas::test::read_text(dir_ / "dp2.log");
+  EXPECT_THAT(orphan, HasSubstr("resumed from"));
+  EXPECT_THAT(orphan, HasSubstr("error: data-parallel training: another rank stopped"));
+
+  auto r = host("run --resume dp --nproc 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("resumed from"));
+  const nlohmann::json result = nlohmann::json::parse(std::ifstream(dir_ / "dp" / "result.json"));
+  EXPECT_GT(result["test_top1"].get<double>(), 0.9);  // as without the kills (DataParallelTrainingReports...)
+}
+
 }  // namespace

@@ -14,8 +14,26 @@
 #endif
 
 #include "cluster.hpp"
+#include "nas/error.hpp"
 
 namespace nas {
+namespace {
+
+// Waits for a collective. When another rank has died (killed, out of memory), Gloo and NCCL fail the
+// collectives of the others (the peer's connection closed) instead of waiting: each rank stops with
+// the same clear error, and the checkpoints rank 0 wrote are there for --resume.
+void wait(c10d::Work& work) {
+  try {
+    work.wait();
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw Error(fmt::format("data-parallel training: another rank stopped ({}); this one stops too. The last "
+                            "checkpoint is kept: 'nas-host run --resume RUN_DIR' continues from it",
+                            what.substr(0, what.find('\n'))));
+  }
+}
+
+}  // namespace
 
 // Every rank sees every rank's device through the store, so all choose the same backend.
 c10::intrusive_ptr<c10d::Backend> process_group(const Cluster& cluster, const std::string& name, c10::Device device) {
@@ -101,7 +119,7 @@ struct DataParallel::State {
       works.push_back(collective(one));
     }
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-      works[i]->wait();
+      wait(*works[i]);
       tensors[i].copy_(copies[i]);
     }
   }
@@ -175,7 +193,7 @@ void DataParallel::finalize() {
   s.start_ready();
   torch::NoGradGuard no_grad;
   for (State::Bucket& bucket : s.buckets) {
-    bucket.work->wait();
+    wait(*bucket.work);
     bucket.work.reset();
     bucket.flat.div_(static_cast<double>(s.size));
     for (std::size_t p : bucket.members) {
@@ -199,13 +217,13 @@ void DataParallel::average_buffers() {
 
 at::Tensor DataParallel::sum(const at::Tensor& local) {
   std::vector<at::Tensor> tensors{local.contiguous().clone()};
-  state_->statistics->allreduce(tensors)->wait();
+  wait(*state_->statistics->allreduce(tensors));
   return tensors[0];
 }
 
 std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   std::vector<at::Tensor> tensors{at::tensor(values, at::kDouble).to(state_->device)};
-  state_->backend->allreduce(tensors)->wait();
+  wait(*state_->backend->allreduce(tensors));
   at::Tensor total = tensors[0].cpu();
   return std::vector<double>(total.data_ptr<double>(), total.data_ptr<double>() + total.numel());
 }
