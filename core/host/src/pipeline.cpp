@@ -18,6 +18,7 @@
 #include "cluster.hpp"
 #include "nas/files.hpp"
 #include "nas/loader.hpp"
+#include "spawn.hpp"
 #include "stages/evaluator_process.hpp"
 
 namespace fs = std::filesystem;
@@ -86,22 +87,11 @@ std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& optio
     std::vector<std::string> args{"nas-host", "run"};
     args.insert(args.end(), options.child_args.begin(), options.child_args.end());
     args.insert(args.end(), {"--resume", run_dir.string()});
-    pid_t pid = fork();
-    if (pid < 0) throw Error(fmt::format("cannot start worker {}: fork failed", rank));
-    if (pid == 0) {
-      setenv("RANK", std::to_string(rank).c_str(), 1);
-      setenv("WORLD_SIZE", std::to_string(options.nproc + 1).c_str(), 1);
-      setenv("LOCAL_RANK", std::to_string(rank - 1).c_str(), 1);
-      setenv("LOCAL_WORLD_SIZE", std::to_string(options.nproc).c_str(), 1);
-      setenv("MASTER_ADDR", cluster.world().master_addr.c_str(), 1);
-      setenv("MASTER_PORT", std::to_string(cluster.port()).c_str(), 1);
-      std::vector<char*> argv;
-      for (std::string& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(options.executable.c_str(), argv.data());
-      _exit(127);
-    }
-    pids.push_back(pid);
+    // No die_with_parent: a worker whose coordinator died says so in one line before it stops.
+    pids.push_back(spawn(options.executable, args,
+                         {{}, {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(options.nproc + 1)},
+                               {"LOCAL_RANK", std::to_string(rank - 1)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc)},
+                               {"MASTER_ADDR", cluster.world().master_addr}, {"MASTER_PORT", std::to_string(cluster.port())}}}));
   }
   return pids;
 }

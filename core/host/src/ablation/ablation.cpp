@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +26,7 @@
 #include "cluster.hpp"
 #include "duration_text.hpp"
 #include "nas/pipeline.hpp"
+#include "spawn.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -85,42 +85,6 @@ const std::map<std::string, std::optional<std::string>> kRunEnvironment{
     {"LOCAL_WORLD_SIZE", std::nullopt}, {"MASTER_ADDR", std::nullopt}, {"MASTER_PORT", std::nullopt},
     {"SLURM_PROCID", std::nullopt}, {"SLURM_NTASKS", std::nullopt}, {"SLURM_LOCALID", std::nullopt},
     {"TORCHELASTIC_RUN_ID", std::nullopt}, {"TORCHELASTIC_USE_AGENT_STORE", std::nullopt}};
-
-// Starts `executable` with `args`, its output appended to `output` (if given) and `env` set (nullopt:
-// unset). Everything is prepared before fork(): this process has threads (the store's, LibTorch's),
-// and the child may only call async-signal-safe functions until it execs.
-pid_t spawn(const std::string& executable, std::vector<std::string> args, const fs::path& output,
-            const std::map<std::string, std::optional<std::string>>& env) {
-  std::vector<std::string> environment;
-  for (char** e = environ; *e; ++e) {
-    const std::string entry = *e;
-    if (!env.count(entry.substr(0, entry.find('=')))) environment.push_back(entry);
-  }
-  for (const auto& [key, value] : env)
-    if (value) environment.push_back(key + "=" + *value);
-  std::vector<char*> argv, envp;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (std::string& e : environment) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  const int fd = output.empty() ? -1 : ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (!output.empty() && fd < 0) throw Error(fmt::format("cannot write '{}'", output.string()));
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) throw Error("ablate: fork failed");
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // an ablation killed with -9 takes its runs along; --resume restarts them
-    if (getppid() != parent) _exit(1);   // it died before the line above
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-    }
-    execve(executable.c_str(), argv.data(), envp.data());
-    _exit(127);
-  }
-  if (fd >= 0) ::close(fd);
-  return pid;
-}
 
 std::string last_line(const fs::path& file) {
   std::ifstream in(file);
@@ -217,7 +181,8 @@ class Executor {
     }
     if (run.threads == 0) args.insert(args.end(), {"--threads", std::to_string(threads_)});
     args.insert(args.end(), options_.child_args.begin(), options_.child_args.end());
-    const pid_t pid = spawn(options_.executable, args, dir_ / (run.id + ".log"), kRunEnvironment);
+    // die_with_parent: an ablation killed with -9 takes its runs along; --resume restarts them
+    const pid_t pid = spawn(options_.executable, args, {dir_ / (run.id + ".log"), kRunEnvironment, true});
     running_.emplace(pid, Running{&run, Clock::now()});
     log_.debug("ablate: started {} (pid {})", run.id, pid);
   }
@@ -256,10 +221,11 @@ std::vector<pid_t> start_processes(const Cluster& cluster, const AblationOptions
     std::vector<std::string> args{"nas-host", "ablate", "--resume", dir.string()};
     if (options.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(options.jobs)});
     args.insert(args.end(), options.child_args.begin(), options.child_args.end());
-    pids.push_back(spawn(options.executable, args, {},
-                         {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(options.nproc + 1)},
-                          {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc + 1)},
-                          {"MASTER_ADDR", cluster.world().master_addr}, {"MASTER_PORT", std::to_string(cluster.port())}}));
+    pids.push_back(spawn(options.executable, args,
+                         {{}, {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(options.nproc + 1)},
+                               {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc + 1)},
+                               {"MASTER_ADDR", cluster.world().master_addr}, {"MASTER_PORT", std::to_string(cluster.port())}},
+                          true}));
   }
   return pids;
 }
