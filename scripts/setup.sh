@@ -17,6 +17,7 @@ packages=(
   libturbojpeg0-dev libpng-dev               # JPEG and PNG decoding (dataset/image_folder)
   dataset-fashion-mnist                      # the embedded default data set: no download, ever
   libgtest-dev libgmock-dev                  # tests
+  clang-16 libclang-rt-16-dev                # the fuzz preset: libFuzzer, ASan and UBSan (fuzz/README.md)
   graphviz                                   # nas-host inspect --dot renders cells to SVG
 )
 

@@ -277,6 +277,11 @@ TEST_F(DataTest, FashionMnistBadFiles) {
   write(dir_ / "train-images-idx3-ubyte", idx(0x803, {3, 2, 2}, 10));  // truncated
   EXPECT_THAT(error_of(load), HasSubstr("train-images-idx3-ubyte' is truncated or too long: 26 bytes, expected 16 + 3 x 2 x 2 = 28"));
 
+  // Found by fuzz_idx: sizes whose product overflows 64 bits (undefined behaviour before) are an error too.
+  write(dir_ / "train-images-idx3-ubyte", idx(0x803, {3, 0xffffffff, 0xffffffff}, 12));
+  EXPECT_THAT(error_of(load), HasSubstr("train-images-idx3-ubyte' is truncated or too long: 28 bytes, expected 16 + 3 x "
+                                        "4294967295 x 4294967295"));
+
   write(dir_ / "train-images-idx3-ubyte", idx(0x803, {3, 2, 2}, 12));
   write(dir_ / "train-labels-idx1-ubyte", idx(0x801, {3}, 3, 12));  // label 12
   EXPECT_THAT(error_of(load), HasSubstr("train-labels-idx1-ubyte': label 12 at byte offset 8 (record 0), expected 0..9"));

@@ -306,6 +306,8 @@ INSTANTIATE_TEST_SUITE_P(
                                       "[0, sep_conv_3x3, 1, identity, add]"},
         BadGenotype{"bad_concat.yaml", ":5: normal.concat: state 9 out of range 0..3"},
         BadGenotype{"unknown_combine.yaml", ":4: normal.blocks[1]: unknown combine 'multiply'; expected one of: add, concat"},
+        // Found by fuzz_genotype_nasnet: a structure where a name belongs escaped as a YAML exception.
+        BadGenotype{"op_not_a_name.yaml", ":4: normal.blocks[1]: expected an op (a name), got a structure"},
         BadGenotype{"wrong_space.yaml", ":1: space: this is a 'nasbench201' genotype, expected 'nasnet'"}),
     [](const auto& info) { return info.param.file.substr(0, info.param.file.find('.')); });
 

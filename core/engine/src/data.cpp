@@ -13,10 +13,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
-#include <omp.h>
 
 #include "nas/error.hpp"
 #include "nas/seed.hpp"
+
+// The OpenMP runtime's (libgomp, linked explicitly: cmake/NasDependencies.cmake), declared here
+// rather than through omp.h, which is the compiler's own header (clang has none without libomp-dev).
+extern "C" void omp_set_num_threads(int threads);
 
 namespace nas {
 namespace {

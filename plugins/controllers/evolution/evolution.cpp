@@ -6,6 +6,8 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "nas/controller.hpp"
 #include "nas/options.hpp"
 #include "nas/plugin.hpp"
@@ -83,14 +85,22 @@ class EvolutionController final : public nas::Controller {
     std::size_t members = 0;
     in >> rng_ >> random_proposals_ >> members;
     std::deque<Member> population;
+    // Checked as it is read: a state from another space (or a damaged one) must not size or index anything.
+    auto fail = [](const std::string& why) {
+      throw nas::Error("controller/evolution: the saved state is not an evolution state of this space: " + why);
+    };
+    if (in && members > static_cast<std::size_t>(population_size_)) fail("more members than the population");
     for (std::size_t i = 0; in && i < members; ++i) {
       Member m;
       std::string reward;
       std::size_t n = 0;
       in >> reward >> n;
       m.reward = std::strtod(reward.c_str(), nullptr);  // hexfloat: exact
-      m.decisions.resize(n);
-      for (std::int64_t& d : m.decisions) in >> d;
+      if (in && n != decisions_.size()) fail(fmt::format("a member has {} decisions, the space {}", n, decisions_.size()));
+      m.decisions.resize(in ? n : 0);
+      for (std::size_t k = 0; k < m.decisions.size() && in; ++k)
+        if (in >> m.decisions[k] && (m.decisions[k] < 0 || m.decisions[k] >= decisions_[k].choices))
+          fail(fmt::format("decision {} is {}, outside 0..{}", k, m.decisions[k], decisions_[k].choices - 1));
       population.push_back(std::move(m));
     }
     if (!in) throw nas::Error("controller/evolution: the saved state is truncated or not an evolution state");

@@ -69,11 +69,13 @@ class FashionMnist final : public nas::Dataset {
     if (big_endian(labels, 4) != static_cast<std::uint32_t>(count_))
       throw nas::UsageError(fmt::format("dataset/fashion_mnist: '{}' has {} labels for the {} images of '{}'",
                                         labels_file.string(), big_endian(labels, 4), count_, images_file.string()));
-    std::size_t image_bytes = static_cast<std::size_t>(count_ * height_ * width_);
-    if (images.size() != 16 + image_bytes)
+    // Counts and sizes come from the file (up to 2^32 each): their product is checked in 128 bits.
+    const unsigned __int128 image_bytes = static_cast<unsigned __int128>(count_) * static_cast<std::uint64_t>(height_) *
+                                          static_cast<std::uint64_t>(width_);
+    if (images.size() - 16 != image_bytes)
       throw nas::UsageError(fmt::format("dataset/fashion_mnist: '{}' is truncated or too long: {} bytes, expected "
                                         "16 + {} x {} x {} = {}", images_file.string(), images.size(), count_, height_,
-                                        width_, 16 + image_bytes));
+                                        width_, static_cast<double>(16 + image_bytes)));
     if (labels.size() != 8 + static_cast<std::size_t>(count_))
       throw nas::UsageError(fmt::format("dataset/fashion_mnist: '{}' is truncated or too long: {} bytes, expected 8 + {}",
                                         labels_file.string(), labels.size(), count_));

@@ -66,6 +66,11 @@ std::int64_t to_int(const YAML::Node& node, const std::string& where, const char
   }
 }
 
+std::string to_name(const YAML::Node& node, const std::string& where, const char* what) {
+  if (!node.IsScalar()) fail(where, fmt::format("expected {} (a name), got {}", what, node.IsDefined() ? "a structure" : "nothing"));
+  return node.Scalar();
+}
+
 Cell parse_cell(const YAML::Node& root, const char* name, const std::string& source, const Vocabulary& v) {
   const YAML::Node cell_node = root[name];
   if (!cell_node.IsDefined() || !cell_node.IsMap())
@@ -83,9 +88,9 @@ Cell parse_cell(const YAML::Node& root, const char* name, const std::string& sou
     std::string where = place(source, item, fmt::format("{}.blocks[{}]", name, b));
     if (!item.IsSequence() || item.size() != 5)
       fail(where, "expected [input, op, input, op, combine], e.g. [0, sep_conv_3x3, 1, identity, add]");
-    cell.blocks.push_back(Block{{to_int(item[0], where, "an input index"), item[1].as<std::string>()},
-                                {to_int(item[2], where, "an input index"), item[3].as<std::string>()},
-                                item[4].as<std::string>()});
+    cell.blocks.push_back(Block{{to_int(item[0], where, "an input index"), to_name(item[1], where, "an op")},
+                                {to_int(item[2], where, "an input index"), to_name(item[3], where, "an op")},
+                                to_name(item[4], where, "a combine op")});
     block_nodes.push_back(item);
   }
   const YAML::Node concat = cell_node["concat"];

@@ -263,7 +263,7 @@ int execute(const Plan* plan_made, fs::path dir, Logger& log, const AblationOpti
     }
   } else {
     const auto ids = nlohmann::json::parse(cluster->store().get_to_str("ablation/pending"));
-    for (const auto& id : ids)
+    for (const std::string id : ids)
       for (const Run& run : plan.runs)
         if (run.id == id) pending.push_back(&run);
   }
