@@ -75,6 +75,25 @@ TEST_F(ControllerTest, NeverProposesAnInvalidArchitecture) {
   }
 }
 
+// Resuming with a changed space must not restore a population of other architectures: evolution
+// checks every member against the space (before, a damaged state could size and index anything).
+TEST_F(ControllerTest, EvolutionRefusesTheStateOfAnotherSpace) {
+  auto other = make("evolution", 1, {{"a", 2}, {"b", 3}});
+  trajectory(*other, 2, 10);
+  const std::string state = other->save_state();
+  auto controller = make("evolution", 1, decisions_);
+  try {
+    controller->load_state(state);
+    FAIL() << "restored a population of another space";
+  } catch (const nas::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not an evolution state of this space: a member has 2 decisions, the space 7"),
+              std::string::npos) << e.what();
+  }
+  auto same = make("evolution", 2, decisions_);
+  trajectory(*same, 2, 10);
+  EXPECT_NO_THROW(controller->load_state(same->save_state()));
+}
+
 TEST_F(ControllerTest, SameSeedSameTrajectoryOtherSeedAnother) {
   for (const std::string& name : kControllers) {
     auto a = make(name, 11, decisions_), b = make(name, 11, decisions_), c = make(name, 12, decisions_);
