@@ -52,6 +52,18 @@ class DistributedTest : public ::testing::Test {
     return out;
   }
 
+  // The workers (host:pid) of `run` once `count` of them have finished an evaluation (fewer if the
+  // coordinator stopped first).
+  std::set<std::string> busy_workers(const std::string& run, pid_t coordinator, std::size_t count) {
+    std::set<std::string> seen;
+    while (seen.size() < count && nas::test::running(coordinator)) {
+      if (fs::exists(dir_ / run / "search.sqlite")) seen = workers(run);
+      usleep(20000);
+    }
+    return seen;
+  }
+  static pid_t pid_of(const std::string& worker) { return static_cast<pid_t>(std::stoi(worker.substr(worker.rfind(':') + 1))); }
+
   nas::test::ScratchDir scratch_;
   const fs::path& dir_ = scratch_.path();
 };
@@ -118,7 +130,7 @@ TEST_F(DistributedTest, AKilledWorkerLosesNothingAndEvaluatesNothingTwice) {
     usleep(20000);
   }
   ASSERT_FALSE(victim.empty()) << nas::test::read_text(dir_ / "two.log");
-  kill(static_cast<pid_t>(std::stoi(victim.substr(victim.rfind(':') + 1))), SIGKILL);
+  kill(pid_of(victim), SIGKILL);
   nas::test::wait_until_gone(coordinator);  // the run goes on without it, to the end
 
   const auto all = rows("two");
@@ -139,14 +151,9 @@ TEST_F(DistributedTest, WithEveryWorkerDeadTheCoordinatorStopsAndResumeFinishes)
                                          "search.heartbeat_timeout=2 search.no_worker_timeout=4",
                                          config("search_synthetic"));
   const pid_t coordinator = nas::test::start_host(dir_, fmt::format("run {} --run-dir dead --nproc 2", search), "dead.log");
-  const fs::path store = dir_ / "dead" / "search.sqlite";
-  std::set<std::string> seen;
-  while (seen.size() < 2 && nas::test::running(coordinator)) {
-    if (fs::exists(store)) seen = workers("dead");
-    usleep(20000);
-  }
+  const std::set<std::string> seen = busy_workers("dead", coordinator, 2);
   ASSERT_EQ(seen.size(), 2u) << nas::test::read_text(dir_ / "dead.log");
-  for (const std::string& worker : seen) kill(static_cast<pid_t>(std::stoi(worker.substr(worker.rfind(':') + 1))), SIGKILL);
+  for (const std::string& worker : seen) kill(pid_of(worker), SIGKILL);
   nas::test::wait_until_gone(coordinator);  // within heartbeat + no_worker timeouts, not forever
   const std::string log = nas::test::read_text(dir_ / "dead.log");
   EXPECT_THAT(log, HasSubstr("no live worker for"));
@@ -171,15 +178,10 @@ TEST_F(DistributedTest, WithEveryWorkerDeadTheCoordinatorStopsAndResumeFinishes)
 TEST_F(DistributedTest, WhenTheCoordinatorDiesItsWorkersStopSayingWhere) {
   const std::string search = fmt::format("{} search.evaluations=200 search.evaluator.seconds=0.2", config("search_synthetic"));
   const pid_t coordinator = nas::test::start_host(dir_, fmt::format("run {} --run-dir orphan --nproc 2", search), "orphan.log");
-  const fs::path store = dir_ / "orphan" / "search.sqlite";
-  std::set<std::string> seen;
-  while (seen.size() < 2 && nas::test::running(coordinator)) {
-    if (fs::exists(store)) seen = workers("orphan");
-    usleep(20000);
-  }
+  const std::set<std::string> seen = busy_workers("orphan", coordinator, 2);
   ASSERT_EQ(seen.size(), 2u) << nas::test::read_text(dir_ / "orphan.log");
   kill(coordinator, SIGKILL);
-  for (const std::string& worker : seen) nas::test::wait_until_gone(static_cast<pid_t>(std::stoi(worker.substr(worker.rfind(':') + 1))));
+  for (const std::string& worker : seen) nas::test::wait_until_gone(pid_of(worker));
   const std::string log = nas::test::read_text(dir_ / "orphan.log");
   EXPECT_EQ(count_lines_with(log, "lost the coordinator at 127.0.0.1:"), 2u) << log;
   EXPECT_THAT(log, ::testing::Not(HasSubstr("terminate called"))) << "no crash";
