@@ -94,6 +94,19 @@ TEST_F(ControllerTest, EvolutionRefusesTheStateOfAnotherSpace) {
   EXPECT_NO_THROW(controller->load_state(same->save_state()));
 }
 
+// Found by fuzz_state_ppo: a damaged archive (here a class name in its pickle changed) made
+// LibTorch throw torch::jit::ErrorReport, which escaped --resume as a crash; now it is the usual error.
+TEST_F(ControllerTest, PpoRefusesADamagedState) {
+  auto saved = make("ppo", 1, decisions_);
+  trajectory(*saved, 1, 4);
+  std::string state = saved->save_state();
+  const std::size_t at = state.find("c__torch__\nModule\n");  // the pickle is stored uncompressed
+  ASSERT_NE(at, std::string::npos);
+  state.replace(at + 11, 6, "Modulx");
+  auto controller = make("ppo", 1, decisions_);
+  EXPECT_THROW(controller->load_state(state), nas::Error);
+}
+
 TEST_F(ControllerTest, SameSeedSameTrajectoryOtherSeedAnother) {
   for (const std::string& name : kControllers) {
     auto a = make(name, 11, decisions_), b = make(name, 11, decisions_), c = make(name, 12, decisions_);

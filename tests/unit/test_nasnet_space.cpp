@@ -231,6 +231,15 @@ TEST_F(NasnetSpaceTest, NasnetAInTheDartsFormat) {
   EXPECT_THAT(darts, HasSubstr("normal_concat=[0, 2, 3, 4, 5, 6]"));
   EXPECT_THAT(darts, HasSubstr("reduce_concat=[3, 4, 5, 6]"));
   EXPECT_EQ(s->canonical(s->import_from(darts, "darts", "x"), "x"), s->canonical(nasnet_a_, "x"));
+  // Found by fuzz_genotype_darts: a number too long for std::stoll escaped as std::out_of_range.
+  std::string huge = darts;
+  huge.replace(huge.find("('sep_conv_5x5', 1)"), 19, "('sep_conv_5x5', 99999999999999999999)");
+  try {
+    s->import_from(huge, "darts", "huge.darts");
+    ADD_FAILURE() << "accepted " << huge;
+  } catch (const nas::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("huge.darts: normal: state 99999999999999999999 out of range"));
+  }
   // The text DARTS's own genotypes.py has, with range() concat.
   std::string from_darts_repo =
       "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "

@@ -262,7 +262,7 @@ class PolicyGradientController final : public nas::Controller {
         for (std::int64_t d; fields >> d;) r.decisions.push_back(d);
         pending_.push_back(std::move(r));
       }
-    } catch (const c10::Error& e) {
+    } catch (const std::exception& e) {  // c10::Error, and torch::jit::ErrorReport from a damaged archive
       throw nas::Error(fmt::format("controller: the saved state is not a policy-gradient state: {}",
                                    std::string(e.what()).substr(0, std::string(e.what()).find('\n'))));
     }

@@ -177,6 +177,11 @@ std::string to_darts(const Genotype& g) {
 }
 
 Genotype parse_darts(const std::string& text, const std::string& source, const Vocabulary& v) {
+  // The regexes admit any run of digits: a number too long for a state index is an error, not std::stoll's exception.
+  auto index = [&](const std::string& digits, const std::string& name) -> std::int64_t {
+    if (digits.size() > 6) fail(source, fmt::format("{}: state {} out of range", name, digits));
+    return std::stoll(digits);
+  };
   auto cell = [&](const std::string& name, const char* cell_name) {
     std::smatch m;
     if (!std::regex_search(text, m, std::regex(name + R"(\s*=\s*\[([^\]]*)\])")))
@@ -185,18 +190,18 @@ Genotype parse_darts(const std::string& text, const std::string& source, const V
     static const std::regex pair(R"(\(\s*'([A-Za-z0-9_]+)'\s*,\s*(\d+)\s*\))");
     std::vector<Operand> operands;
     for (auto it = std::sregex_iterator(pairs_text.begin(), pairs_text.end(), pair); it != std::sregex_iterator(); ++it)
-      operands.push_back({darts_index(std::stoll((*it)[2])), from_darts_op((*it)[1])});
+      operands.push_back({darts_index(index((*it)[2], name)), from_darts_op((*it)[1])});
     if (operands.size() % 2 != 0) fail(source, fmt::format("{}: an odd number of (op, input) pairs", name));
     Cell c;
     for (std::size_t i = 0; i < operands.size(); i += 2) c.blocks.push_back(Block{operands[i], operands[i + 1], "add"});
     std::smatch cm;
     if (std::regex_search(text, cm, std::regex(name + R"(_concat\s*=\s*range\(\s*(\d+)\s*,\s*(\d+)\s*\))"))) {
-      for (std::int64_t s = std::stoll(cm[1]); s < std::stoll(cm[2]); ++s) c.concat.push_back(darts_index(s));
+      for (std::int64_t s = index(cm[1], name), end = index(cm[2], name); s < end; ++s) c.concat.push_back(darts_index(s));
     } else if (std::regex_search(text, cm, std::regex(name + R"(_concat\s*=\s*\[([^\]]*)\])"))) {
       std::string list = cm[1];
       static const std::regex number(R"(\d+)");
       for (auto it = std::sregex_iterator(list.begin(), list.end(), number); it != std::sregex_iterator(); ++it)
-        c.concat.push_back(darts_index(std::stoll((*it)[0])));
+        c.concat.push_back(darts_index(index((*it)[0], name)));
     } else {
       c.concat = loose_ends(c.blocks);
     }
