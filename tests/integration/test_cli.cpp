@@ -35,7 +35,7 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, VersionAndHelp) {
   Result r = host("--version");
   EXPECT_EQ(r.code, 0);
-  EXPECT_THAT(r.output, HasSubstr("plugin ABI 2.1"));
+  EXPECT_THAT(r.output, HasSubstr("plugin ABI 2.2"));
   for (const char* command : {"--help", "run --help", "plugins --help", "plugins list --help", "plugins describe --help"}) {
     Result help = host(command);
     EXPECT_EQ(help.code, 0) << command;

@@ -112,10 +112,11 @@ void require_same_tensors(torch::serialize::InputArchive& archive, const torch::
 
 class MetricsFile {
  public:
-  explicit MetricsFile(const fs::path& run_dir) {
+  /// A training resumed from its checkpoint continues the file; one that starts over replaces it.
+  MetricsFile(const fs::path& run_dir, bool resumed) {
     if (run_dir.empty()) return;
     file_ = run_dir / "metrics.jsonl";
-    out_.open(file_, std::ios::app);
+    out_.open(file_, resumed ? std::ios::app : std::ios::trunc);
     if (!out_) throw Error(fmt::format("cannot write '{}': {}", file_.string(), std::strerror(errno)));
   }
   void write(const nlohmann::ordered_json& line) {
@@ -157,7 +158,8 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
   const std::int64_t total_steps = options_.epochs * steps_per_epoch;
   std::int64_t epoch = 0, step = 0;
 
-  if (!checkpoint_.empty() && fs::exists(checkpoint_)) {
+  const bool resumed = !checkpoint_.empty() && fs::exists(checkpoint_);
+  if (resumed) {
     try {
       torch::serialize::InputArchive archive;
       archive.load_from(checkpoint_.string());
@@ -190,7 +192,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
 
   const bool writer = rank_ == 0;  // of checkpoints and metrics
   const std::int64_t ranks = ranks_;
-  MetricsFile metrics(writer ? context_.run_dir : fs::path());
+  MetricsFile metrics(writer ? context_.run_dir : fs::path(), resumed);
   TrainResult result;
   const auto start = std::chrono::steady_clock::now();
   std::int64_t images = 0;

@@ -24,6 +24,7 @@
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/pipeline.hpp"
+#include "nas/report.hpp"
 #include "nas/space.hpp"
 
 namespace po = boost::program_options;
@@ -38,6 +39,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  run CONFIG [KEY.PATH=VALUE ...]   run the pipeline a YAML file describes\n"
     "  ablate FILE [KEY.PATH=VALUE ...]  run an ablation (arms x grid x seeds) and compare its arms\n"
+    "  report DIR [-o FILE]              an HTML report of a run or an ablation, with its charts and cells\n"
     "  plugins list                      list the plugins found, and those that failed to load\n"
     "  plugins describe KEY              show a plugin's parameters, e.g. 'dataset/synthetic'\n"
     "  inspect GENOTYPE                  parameters, multiply-adds and stage shapes of a genotype's network\n"
@@ -238,6 +240,39 @@ int ablate_command(const std::vector<std::string>& args) {
     return registry;
   };
   return ablate(file, overrides, load, log, options);
+}
+
+int report_command(const std::vector<std::string>& args) {
+  std::string dir, output, figures;
+  PluginOptions plugins;
+  LogOptions logging;
+  po::options_description desc("options");
+  desc.add_options()("help,h", "show this help")("dir", po::value(&dir), "a run folder or an ablation folder")
+      ("output,o", po::value(&output), "write the report to FILE instead of DIR/report.html")
+      ("figures", po::value(&figures), "also write every chart to FOLDER as SVG and PDF (gnuplot), with its data and "
+                                       "script");
+  plugins.add_to(desc);
+  logging.add_to(desc);
+  po::positional_options_description positional;
+  positional.add("dir", 1);
+  if (parse_or_help(args, desc, positional, "report",
+                    "usage: nas-host report DIR [-o FILE] [--figures FOLDER]\n\n"
+                    "Writes one HTML file that shows a run (summary, search progress, the controller's\n"
+                    "learning signals, the best cells drawn, training curves, transfer results) or an\n"
+                    "ablation (the comparison with intervals and significance, best-so-far curves with\n"
+                    "bands, per-seed scores, links to every run's report), and prints its path. It opens\n"
+                    "from disk, offline: everything is inline. A run still going or killed works too.\n"))
+    return 0;
+  if (dir.empty()) throw UsageError("report: missing DIR; see 'nas-host report --help'");
+  Logger log(logging.threshold());
+  // The run's cells are drawn by its space plugins, found as the run found them.
+  std::vector<fs::path> config_dirs;
+  if (fs::exists(fs::path(dir) / "config.yaml"))
+    config_dirs = ConfigDocument::load(fs::path(dir) / "config.yaml", {}).plugin_paths();
+  const Registry registry = plugins.load(log, config_dirs);
+  const fs::path file = write_report(dir, &registry, log, {output, figures});
+  fmt::print("{}\n", file.string());
+  return 0;
 }
 
 // Internal: started by a search or retrain stage (see docs/search.md, "Isolation"), never by users.
@@ -540,6 +575,7 @@ int dispatch(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "run") return run_command(args);
   if (command == "ablate") return ablate_command(args);
+  if (command == "report") return report_command(args);
   if (command == "inspect") return inspect_command(args);
   if (command == "genotype") return genotype_command(args);
   if (command == "evaluator") return evaluator_command(args);

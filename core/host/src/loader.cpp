@@ -163,7 +163,7 @@ bool load_plugin(Registry& registry, const fs::path& file) {
   info->register_factories(reinterpret_cast<nas_registrar*>(&registrar));
   if (!registrar.failure().empty()) return broken(fmt::format("registration failed: {}", registrar.failure()));
   if (registrar.entries().empty()) return broken("registered no factories");
-  auto plugin = std::make_shared<const PluginFile>(PluginFile{file, info->name, info->version});
+  auto plugin = std::make_shared<const PluginFile>(PluginFile{file, info->name, info->version, info->abi_minor});
   try {
     registry.commit(plugin, registrar.entries());
   } catch (const UsageError& e) {

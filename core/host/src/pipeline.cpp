@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <ctime>
+#include <fstream>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -18,6 +20,7 @@
 #include "cluster.hpp"
 #include "nas/files.hpp"
 #include "nas/loader.hpp"
+#include "nas/report.hpp"
 #include "spawn.hpp"
 #include "stages/evaluator_process.hpp"
 
@@ -116,6 +119,45 @@ c10::Device pick_device(std::int64_t local_rank, const Experiment& experiment) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu));
 }
 
+// The first "model name" of /proc/cpuinfo.
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+// run.json: what ran where, for the report's summary; a resume adds when it happened.
+void record_run(const PipelineConfig& config, const fs::path& run_dir, const RunOptions& options, const World& world,
+                int threads, const c10::Device& device) {
+  const fs::path file = run_dir / "run.json";
+  if (options.resumed) {
+    std::ifstream in(file);
+    nlohmann::ordered_json run = nlohmann::ordered_json::parse(in, nullptr, false);
+    if (!run.is_object()) return;  // a run from before run.json existed
+    run["resumed_at"].push_back(utc_timestamp());
+    write_file(file, run.dump(2) + "\n");
+    return;
+  }
+  nlohmann::ordered_json plugins = nlohmann::ordered_json::array();
+  for (const StageConfig& stage : config.stages)
+    for (const Slot& slot : stage.def->slots)
+      for (const PluginChoice& choice : stage.slots.at(slot.name))
+        plugins.push_back({{"slot", stage.def->name + "." + slot.name}, {"key", choice.entry->key},
+                           {"version", choice.entry->plugin->version}, {"file", choice.entry->plugin->file.string()}});
+  std::array<char, 256> host{};
+  gethostname(host.data(), host.size() - 1);
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  nlohmann::ordered_json run{
+      {"name", config.experiment.name}, {"seed", config.experiment.seed}, {"started_at", utc_timestamp()},
+      {"resumed_at", nlohmann::ordered_json::array()},
+      {"machine", {{"host", host.data()}, {"cpu", cpu_model()}, {"cores", std::thread::hardware_concurrency()},
+                   {"memory_gib", memory / (1024.0 * 1024 * 1024)}, {"processes", world.size}, {"threads", threads},
+                   {"device", device.str()}, {"build", host_fingerprint()}}},
+      {"plugins", plugins}};
+  write_file(file, run.dump(2) + "\n");
+}
+
 constexpr std::chrono::seconds kStoreTimeout{300};  // connecting, and a worker waiting for rank 0
 
 // How this process starts evaluator processes; none without the executable.
@@ -154,6 +196,8 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   log.info("{} '{}' in {} ({} threads, device {})", options.resumed ? "resuming run" : "run", config.experiment.name,
            run_dir.string(), threads, device.str());
 
+  record_run(config, run_dir, options, world, threads, device);
+
   const auto processes = evaluator_processes(options, run_dir, run_dir / "log.txt", threads);
   StageContext context{{.log = log, .seed = static_cast<std::uint64_t>(config.experiment.seed), .run_dir = run_dir,
                         .device = device, .registry = &registry},
@@ -184,7 +228,8 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   // Last, and atomically (write_file renames): whoever sees the marker sees a complete run.
   write_file(finished_marker(run_dir),
              nlohmann::ordered_json{{"finished_at", utc_timestamp()}, {"stage_seconds", stages}}.dump(2) + "\n");
-  log.info("run finished; outputs in {}", run_dir.string());
+  const std::optional<fs::path> report = write_report_or_warn(run_dir, &registry, log);
+  log.info("run finished; outputs in {}{}", run_dir.string(), report ? "; report: " + report->string() : "");
 }
 
 void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logger& log, const RunOptions& options) {

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <set>
 
@@ -39,6 +40,7 @@ CREATE INDEX IF NOT EXISTS evaluations_hash ON evaluations(hash);
 CREATE INDEX IF NOT EXISTS evaluations_round ON evaluations(round);
 CREATE TABLE IF NOT EXISTS snapshots(round INTEGER PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signals(step INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY(step, name));
 )sql";
 
 constexpr const char* kColumns =
@@ -184,19 +186,28 @@ struct SearchStore::Db {
   }
 };
 
-SearchStore::SearchStore(const std::filesystem::path& file) : file_(file), db_(std::make_unique<Db>()) {
+SearchStore::SearchStore(const std::filesystem::path& file, Access access) : file_(file), db_(std::make_unique<Db>()) {
   db_->file = file;
-  if (sqlite3_open_v2(file.c_str(), &db_->handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+  // A reader opens read-write all the same (without creating): reading a WAL database needs its
+  // shared-memory file, which a read-only connection may not be able to create; query_only keeps it a reader.
+  const int flags = access == Access::write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE;
+  if (sqlite3_open_v2(file.c_str(), &db_->handle, flags, nullptr) != SQLITE_OK) {
     std::string why = db_->handle ? sqlite3_errmsg(db_->handle) : "out of memory";
     sqlite3_close(db_->handle);
     throw Error(fmt::format("store '{}': cannot open: {}", file.string(), why));
   }
   try {
     sqlite3_busy_timeout(db_->handle, 10000);
-    // WAL: readers (nas-host, sqlite3, pandas) never block the search; NORMAL sync survives a killed
-    // process (what --resume needs), not a power cut in the last instants.
-    db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
-    db_->exec(kSchema);
+    if (access == Access::read) {
+      db_->exec("PRAGMA query_only=1;");
+      Db::Statement s(*db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'evaluations'");
+      if (!s.step() || s.integer(0) != 1) throw Error(fmt::format("store '{}': not a search store", file.string()));
+    } else {
+      // WAL: readers (nas-host report, sqlite3, pandas) never block the search; NORMAL sync survives a
+      // killed process (what --resume needs), not a power cut in the last instants.
+      db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+      db_->exec(kSchema);
+    }
   } catch (...) {
     sqlite3_close(db_->handle);
     throw;
@@ -242,7 +253,8 @@ void SearchStore::record_reuse(std::int64_t index, std::int64_t from, double at)
   });
 }
 
-void SearchStore::record_observed(const std::vector<std::int64_t>& indices, std::int64_t step) {
+void SearchStore::record_observed(const std::vector<std::int64_t>& indices, std::int64_t step,
+                                  const std::map<std::string, double>& signals) {
   db_->transaction([&] {
     Db::Statement s(*db_, "UPDATE evaluations SET observed = ? WHERE idx = ? AND status NOT IN ('pending', 'cancelled')");
     for (std::int64_t index : indices) {
@@ -250,7 +262,21 @@ void SearchStore::record_observed(const std::vector<std::int64_t>& indices, std:
       if (sqlite3_changes(db_->handle) != 1)
         throw Error(fmt::format("store '{}': evaluation {} has no result to observe", file_.string(), index));
     }
+    Db::Statement signal(*db_, "INSERT OR REPLACE INTO signals(step, name, value) VALUES (?, ?, ?)");
+    for (const auto& [name, value] : signals)
+      if (std::isfinite(value)) signal.bind(1, step).bind(2, name).bind(3, value).run();  // SQLite keeps no NaN
   });
+}
+
+std::vector<SearchStore::Signal> SearchStore::signals() const {
+  {
+    Db::Statement exists(*db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'signals'");
+    if (!exists.step() || exists.integer(0) == 0) return {};  // a store written before signals were recorded
+  }
+  Db::Statement s(*db_, "SELECT step, name, value FROM signals ORDER BY step, name");
+  std::vector<Signal> out;
+  while (s.step()) out.push_back({s.integer(0), s.text(1), s.number(2)});
+  return out;
 }
 
 void SearchStore::cancel_pending() {

@@ -15,6 +15,7 @@ UsageError::~UsageError() = default;
 AnyFactory::~AnyFactory() = default;
 Op::~Op() = default;
 Controller::~Controller() = default;
+std::map<std::string, double> Controller::learning_signals() const { return {}; }
 Dataset::~Dataset() = default;
 std::int64_t Dataset::label(std::int64_t index) const { return get(index).label; }
 Evaluator::~Evaluator() = default;

@@ -2,6 +2,7 @@
 // proposals are uniform; after that each proposal is the best of `sample` members drawn from the
 // population, with one decision mutated. Observed architectures join the population and the oldest
 // leaves, whatever its reward.
+#include <algorithm>
 #include <deque>
 #include <random>
 #include <sstream>
@@ -67,6 +68,19 @@ class EvolutionController final : public nas::Controller {
       population_.push_back({o.proposal.decisions, *o.reward});
       if (static_cast<std::int64_t>(population_.size()) > population_size_) population_.pop_front();  // aging
     }
+  }
+
+  // The population's fitness: what selection draws parents from.
+  std::map<std::string, double> learning_signals() const override {
+    if (population_.empty()) return {};
+    double sum = 0, best = population_.front().reward;
+    for (const Member& m : population_) {
+      sum += m.reward;
+      best = std::max(best, m.reward);
+    }
+    return {{"population_mean_reward", sum / static_cast<double>(population_.size())},
+            {"population_best_reward", best},
+            {"population_size", static_cast<double>(population_.size())}};
   }
 
   std::string save_state() const override {

@@ -206,6 +206,7 @@ class PolicyGradientController final : public nas::Controller {
   }
 
   void observe(const std::vector<nas::Outcome>& outcomes) override {
+    signals_.clear();
     for (const nas::Outcome& o : outcomes) {
       if (!o.reward) continue;  // a failed child teaches nothing about accuracy
       pending_.push_back({o.proposal.decisions, parse_exact(o.proposal.memo), *o.reward});
@@ -293,6 +294,7 @@ class PolicyGradientController final : public nas::Controller {
     }
     for (const Result& r : pending_) *baseline_ = s_.baseline_decay * *baseline_ + (1 - s_.baseline_decay) * r.reward;
     pending_.clear();
+    signals_ = {{"batch_mean_reward", mean}, {"baseline", *baseline_}};
 
     // Scaled to unit spread; a batch of (nearly) equal rewards (a converged policy proposing repeats)
     // is left alone: dividing by ~0 would make its advantages huge and stall Adam for many steps.
@@ -321,12 +323,18 @@ class PolicyGradientController final : public nas::Controller {
     }
   }
 
-  // One Adam step up the mean objective plus the entropy bonus.
+  // What the last observe() learned: set by an update, none without one.
+  std::map<std::string, double> learning_signals() const override { return signals_; }
+
+  // One Adam step up the mean objective plus the entropy bonus; the signals keep the last step's
+  // loss and the policy's entropy (nats per architecture, summed over the decisions) on its batch.
   void step(const at::Tensor& objective, const at::Tensor& entropy) {
     at::Tensor loss = -(objective.mean() + s_.entropy_weight * entropy.mean());
     optimizer_.zero_grad();
     loss.backward();
     optimizer_.step();
+    signals_["loss"] = loss.item<double>();
+    signals_["entropy"] = entropy.mean().item<double>();
   }
 
   std::vector<nas::Decision> decisions_;
@@ -336,6 +344,7 @@ class PolicyGradientController final : public nas::Controller {
   torch::optim::Adam optimizer_;
   std::optional<double> baseline_;
   std::vector<Result> pending_;
+  std::map<std::string, double> signals_;
 };
 
 void register_all(nas::Registrar& r) {

@@ -1,6 +1,7 @@
 // evaluator/train: builds the child from the space and trains it with the training engine on the
 // stage's dataset; the reward is its accuracy on the held-out validation split (the paper's reward).
 #include <chrono>
+#include <filesystem>
 
 #include <c10/util/Exception.h>
 
@@ -32,6 +33,10 @@ class TrainEvaluator final : public nas::Evaluator {
       // The child's epoch lines would drown the search's progress; warnings (divergence) still show.
       nas::Logger quiet(nas::Logger::Level::warn);
       nas::Context child_context{.log = quiet, .seed = context_.seed, .device = context_.device, .registry = context_.registry};
+      if (!context_.run_dir.empty()) {  // the child's learning curve: <stage folder>/<index>/metrics.jsonl
+        child_context.run_dir = context_.run_dir / std::to_string(candidate.index);
+        std::filesystem::create_directories(child_context.run_dir);
+      }
       std::vector<nas::Regularizer*> regularizers;
       for (const auto& r : args_.regularizers) regularizers.push_back(r.get());
       nas::ChildTraining child(*args_.space, candidate.genotype, recipe_, *args_.train_set, regularizers, child_context,

@@ -49,9 +49,12 @@ struct StoredEvaluation {
 
 class NAS_API SearchStore {
  public:
-  /// Opens `file`, creating it and its tables if needed. Throws Error naming the file if it is not
-  /// a search store.
-  explicit SearchStore(const std::filesystem::path& file);
+  enum class Access {
+    write,  ///< the search's: creates the file and its tables if needed
+    read,   ///< a reader's (reports): the file must exist; never writes, never blocks the search
+  };
+  /// Opens `file`. Throws Error naming the file if it is not a search store (or, to read, does not exist).
+  explicit SearchStore(const std::filesystem::path& file, Access access = Access::write);
   ~SearchStore();
   SearchStore(const SearchStore&) = delete;
   SearchStore& operator=(const SearchStore&) = delete;
@@ -65,8 +68,10 @@ class NAS_API SearchStore {
                      double finished_at);
   /// Marks a pending row, at time `at`, as a copy of the finished row `from`.
   void record_reuse(std::int64_t index, std::int64_t from, double at);
-  /// Marks finished rows as learned from by the controller's observe() call number `step`.
-  void record_observed(const std::vector<std::int64_t>& indices, std::int64_t step);
+  /// Marks finished rows as learned from by the controller's observe() call number `step`, and
+  /// records what the controller reported of that call (Controller::learning_signals). One transaction.
+  void record_observed(const std::vector<std::int64_t>& indices, std::int64_t step,
+                       const std::map<std::string, double>& signals = {});
   /// Marks every pending row cancelled.
   void cancel_pending();
 
@@ -77,6 +82,14 @@ class NAS_API SearchStore {
   std::vector<StoredEvaluation> best(std::int64_t k) const;
   /// The first ok or failed row with this hash.
   std::optional<StoredEvaluation> first_evaluated(std::string_view hash) const;
+
+  struct Signal {
+    std::int64_t step = 0;  ///< the observe() call (from 1)
+    std::string name;
+    double value = 0;
+  };
+  /// Every learning signal recorded, by step and name.
+  std::vector<Signal> signals() const;
 
   struct Snapshot {
     std::int64_t round = 0;  ///< the controller's step: its state after this many observe() calls

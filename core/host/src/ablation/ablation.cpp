@@ -26,6 +26,7 @@
 #include "cluster.hpp"
 #include "duration_text.hpp"
 #include "nas/pipeline.hpp"
+#include "nas/report.hpp"
 #include "spawn.hpp"
 
 namespace fs = std::filesystem;
@@ -309,8 +310,9 @@ int execute(const Plan* plan_made, fs::path dir, Logger& log, const AblationOpti
   const std::size_t done = executor.count_finished();
   fmt::print("\n{}\n", table);
   std::fflush(stdout);  // before the log's lines on stderr
-  log.info("ablation '{}': {} of {} runs finished; results in {} (ablation.md, ablation.json, ablation.csv)", plan.name,
-           done, plan.runs.size(), dir.string());
+  const std::optional<fs::path> report = write_report_or_warn(dir, nullptr, log);
+  log.info("ablation '{}': {} of {} runs finished; results in {} (ablation.md, ablation.json, ablation.csv){}", plan.name,
+           done, plan.runs.size(), dir.string(), report ? "; report: " + report->string() : "");
   if (done < plan.runs.size()) {
     std::vector<std::string> unfinished;
     for (const Run& run : plan.runs)

@@ -36,7 +36,7 @@ struct RunResult {
 RunResult read_run(const fs::path& dir) {
   RunResult result;
   if (fs::exists(dir / "search.sqlite")) {
-    const SearchStore store(dir / "search.sqlite");
+    const SearchStore store(dir / "search.sqlite", SearchStore::Access::read);
     const std::vector<StoredEvaluation> rows = store.evaluations();
     double start = std::numeric_limits<double>::infinity();
     for (const StoredEvaluation& e : rows) start = std::min(start, e.proposed_at);
@@ -325,6 +325,7 @@ std::string analyze(const Plan& plan, const fs::path& dir) {
     for (const Cell::Comparison& c : cell.comparisons)
       comparisons.push_back({{"arm", plan.arms[c.arm]}, {"against", s.baseline}, {"test", c.test.test},
                              {"exact", c.test.exact}, {"statistic", c.test.statistic}, {"p", c.test.p},
+                             {"direction", c.test.direction},
                              {"p_holm", c.p_holm}, {"significant", c.significant}, {"a12", c.a12},
                              {"magnitude", stats::a12_magnitude(c.a12)}});
     json["results"].push_back({{"grid", grid}, {"metric", cell.metric}, {"checkpoint", cell.checkpoint.label()},

@@ -127,6 +127,7 @@ struct Settings {
   bool reuse = true;
   std::function<double(double)> transform;
   std::string space_key, controller_key;
+  bool learning_signals = false;  // the controller's plugin has Controller::learning_signals (ABI 2.2)
 };
 
 /// The loop: the controller proposes, the dispatch evaluates, the controller observes.
@@ -329,7 +330,8 @@ class Search {
       indices.push_back(e.index);
     }
     controller_.observe(outcomes(observed));
-    store_.record_observed(indices, ++step_);
+    store_.record_observed(indices, ++step_, s_.learning_signals ? controller_.learning_signals()
+                                                                 : std::map<std::string, double>{});
     if ((observed_since_snapshot_ += static_cast<std::int64_t>(rows.size())) >= s_.batch) {
       store_.save_snapshot({step_, controller_.save_state()});
       observed_since_snapshot_ = 0;
@@ -382,7 +384,8 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
                     p.get<std::string>("repeats") == "reuse",
                     reward_transform(p.get<std::string>("reward_transform")),
                     space_choice.entry->key,
-                    controller_choice.entry->key};
+                    controller_choice.entry->key,
+                    controller_choice.entry->plugin->abi_minor >= 2};
   const std::string schedule = settings.asynchronous
                                    ? fmt::format("asynchronous, {} in flight", settings.depth)
                                    : fmt::format("synchronous rounds of {}", settings.batch);

@@ -39,9 +39,12 @@ std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Regist
     args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
   for (const PluginChoice& r : stage.slots.at("regularizers"))
     args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
-  if (!plugin.empty()) return registry.create<Evaluator>(plugin, stage.params, context, args);
+  // An evaluator's outputs (e.g. each child's metrics.jsonl) go to a folder of the stage's own.
+  Context own = context;
+  if (!own.run_dir.empty()) own.run_dir /= stage.def->name;
+  if (!plugin.empty()) return registry.create<Evaluator>(plugin, stage.params, own, args);
   const PluginChoice& choice = *stage.one("evaluator");
-  return registry.create<Evaluator>(choice.entry->name, choice.params, context, args);
+  return registry.create<Evaluator>(choice.entry->name, choice.params, own, args);
 }
 
 }  // namespace stages

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -39,6 +40,10 @@ class NAS_API Controller {
   /// The full state (weights, optimizer, baseline, RNG) as bytes, and back.
   virtual std::string save_state() const = 0;
   virtual void load_state(const std::string& state) = 0;
+  /// What the controller learned in its last observe() call, as named numbers (e.g. the policy's
+  /// entropy, the reward baseline), recorded in the store for each step and drawn by `nas-host report`.
+  /// Empty by default. (ABI 2.2)
+  virtual std::map<std::string, double> learning_signals() const;
 };
 
 struct ControllerArgs {

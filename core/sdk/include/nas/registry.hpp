@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -48,6 +49,7 @@ struct PluginFile {
   std::filesystem::path file;
   std::string name;
   std::string version;
+  std::uint32_t abi_minor = 0;  ///< the ABI minor version it was built for (what the host may call in it)
 };
 
 /// Named sets of parameter values (e.g. the paper's settings), which a section selects with
