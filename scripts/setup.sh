@@ -18,7 +18,10 @@ packages=(
   dataset-fashion-mnist                      # the embedded default data set: no download, ever
   libgtest-dev libgmock-dev                  # tests
   clang-16 libclang-rt-16-dev                # the fuzz preset: libFuzzer, ASan and UBSan (fuzz/README.md)
-  graphviz                                   # nas-host inspect --dot renders cells to SVG
+  graphviz                                   # cells drawn as SVG: nas-host inspect --dot, nas-host report
+  libjs-chart.js                             # the report's charts (Chart.js, compiled into nas-host, inline in each page)
+  gnuplot-nox                                # nas-host report --figures: every chart as SVG and PDF
+  chromium                                   # tests: reports rendered in headless Chromium (tests/integration/test_report.cpp)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,5 +1,6 @@
 // Controllers: valid proposals only, determinism, full state round trips, and learning (each learner
 // beats random search on the synthetic evaluator over several seeds).
+#include <cmath>
 #include <algorithm>
 #include <numeric>
 
@@ -190,6 +191,40 @@ TEST_F(ControllerTest, LearnersBeatRandomSearchOnEverySeed) {
     for (std::size_t seed = 0; seed < bests.size(); ++seed)
       EXPECT_GE(bests[seed], random_best + 0.1) << name << " seed " << seed << " (random's best over all seeds: "
                                                  << random_best << ")";
+}
+
+// What the report draws of a controller's learning: PPO and REINFORCE report their policy's entropy,
+// baseline and loss after each step that updated the policy (and nothing after one that did not);
+// evolution its population's fitness; random nothing.
+TEST_F(ControllerTest, LearnersReportWhatTheyLearned) {
+  double max_entropy = 0;  // nats: every decision uniform
+  for (const nas::Decision& d : decisions_) max_entropy += std::log(static_cast<double>(d.choices));
+  for (const std::string name : {"ppo", "reinforce"}) {
+    auto controller = make(name, 1, decisions_);
+    int updates = 0;
+    for (int round = 0; round < 6; ++round) {
+      controller->observe(score(controller->propose(10)));
+      const auto signals = controller->learning_signals();
+      if (signals.empty()) continue;  // fewer than update_every results since the last update
+      ++updates;
+      for (const std::string key : {"entropy", "baseline", "loss", "batch_mean_reward"})
+        ASSERT_TRUE(signals.count(key)) << name << ": " << key;
+      EXPECT_GT(signals.at("entropy"), 0) << name;
+      EXPECT_LE(signals.at("entropy"), max_entropy + 1e-6) << name;
+      EXPECT_GE(signals.at("baseline"), 0) << name;  // rewards are shares: within [0, 1]
+      EXPECT_LE(signals.at("baseline"), 1) << name;
+    }
+    EXPECT_GE(updates, 2) << name << " updates every 20 results (failed ones teach nothing)";
+    EXPECT_LE(updates, 3) << name;
+  }
+  auto evolution = make("evolution", 1, decisions_);
+  evolution->observe(score(evolution->propose(30)));
+  const auto signals = evolution->learning_signals();
+  EXPECT_EQ(signals.at("population_size"), 20);  // short_run's population, full
+  EXPECT_GE(signals.at("population_best_reward"), signals.at("population_mean_reward"));
+  auto random = make("random", 1, decisions_);
+  random->observe(score(random->propose(10)));
+  EXPECT_TRUE(random->learning_signals().empty());
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // The search store: rows through their lifecycle, snapshots, persistence, and errors naming the file.
+#include <cmath>
 #include <fstream>
 
 #include <gmock/gmock.h>
@@ -109,3 +110,41 @@ TEST(StoreTest, AFileThatIsNotAStoreIsAnErrorNamingIt) {
 }
 
 }  // namespace
+
+TEST(StoreTest, RecordsTheControllersSignalsWithEachObservedStep) {
+  nas::test::ScratchDir dir;
+  nas::SearchStore store(dir.path() / "search.sqlite");
+  store.add_proposals({proposal(0, "aa"), proposal(1, "bb")});
+  nas::Evaluation ok;
+  ok.reward = 0.5;
+  store.record_result(0, ok, "w", 1, 2);
+  store.record_result(1, ok, "w", 1, 2);
+  store.record_observed({0}, 1, {{"entropy", 3.5}, {"baseline", 0.25}, {"nan", std::nan("")}});
+  store.record_observed({1}, 2);  // a step that learned nothing reports nothing
+  const auto signals = store.signals();
+  ASSERT_EQ(signals.size(), 2u) << "a value that is not a number is left out";
+  EXPECT_EQ(signals[0].step, 1);
+  EXPECT_EQ(signals[0].name, "baseline");
+  EXPECT_EQ(signals[0].value, 0.25);
+  EXPECT_EQ(signals[1].name, "entropy");
+  EXPECT_EQ(signals[1].value, 3.5);
+  // Observing a row without a result fails whole: neither the step nor its signals are recorded.
+  store.add_proposals({proposal(2, "cc")});
+  EXPECT_THROW(store.record_observed({2}, 3, {{"entropy", 1.0}}), nas::Error);
+  EXPECT_EQ(store.signals().size(), 2u);
+}
+
+TEST(StoreTest, AReaderReadsWhatTheSearchWritesAndWritesNothing) {
+  nas::test::ScratchDir dir;
+  const auto file = dir.path() / "search.sqlite";
+  EXPECT_THROW(nas::SearchStore(file, nas::SearchStore::Access::read), nas::Error) << "a reader creates no store";
+  EXPECT_FALSE(std::filesystem::exists(file));
+  nas::SearchStore writer(file);
+  writer.add_proposals({proposal(0, "aa")});
+  const nas::SearchStore reader(file, nas::SearchStore::Access::read);
+  writer.add_proposals({proposal(1, "bb")});  // the reader holds no lock the search waits for
+  EXPECT_EQ(reader.evaluations().size(), 2u);
+  nas::SearchStore other(file, nas::SearchStore::Access::read);
+  EXPECT_THROW(other.set_meta("seconds", "1"), nas::Error);
+  EXPECT_FALSE(writer.meta("seconds"));
+}

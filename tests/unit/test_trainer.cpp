@@ -217,17 +217,22 @@ TEST_F(TrainerTest, MetricsLinesAndPythonReadableWeights) {
   nas::TrainOptions options;
   options.epochs = 2;
   options.log_every = 2;
+  auto lines = [&] {
+    std::ifstream in(dir_ / "metrics.jsonl");
+    int steps = 0, epochs = 0;
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      steps += j.contains("loss");
+      epochs += j.contains("train_loss");
+    }
+    return std::pair{steps, epochs};
+  };
+  nas::Trainer(*network(3, 10), options, {}, context).fit(loader);
+  EXPECT_EQ(lines(), std::pair(4, 2));
+  // A training that starts over (no checkpoint to resume) replaces the file: it describes one training.
   nas::Trainer trainer(*net, options, {}, context);
   trainer.fit(loader);
-  std::ifstream lines(dir_ / "metrics.jsonl");
-  int steps = 0, epochs = 0;
-  for (std::string line; std::getline(lines, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    steps += j.contains("loss");
-    epochs += j.contains("train_loss");
-  }
-  EXPECT_EQ(steps, 4);
-  EXPECT_EQ(epochs, 2);
+  EXPECT_EQ(lines(), std::pair(4, 2));
 
   trainer.save_weights(dir_ / "weights.pt");
   if (std::system("python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3 with torch here";
