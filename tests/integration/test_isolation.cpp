@@ -31,7 +31,7 @@ class IsolationTest : public ::testing::Test {
   // Evaluation index -> the process ids that evaluated it, one per call.
   std::map<std::int64_t, std::vector<int>> calls(const std::string& run) {
     std::map<std::int64_t, std::vector<int>> out;
-    std::ifstream in(dir_ / run / "evaluate_calls.txt");
+    std::ifstream in(dir_ / run / "search" / "evaluate_calls.txt");  // the evaluator's folder
     std::int64_t index = 0;
     int pid = 0;
     while (in >> index >> pid) out[index].push_back(pid);

@@ -1,7 +1,7 @@
 // evaluator/crashing: kills its own process on chosen evaluations, as a kernel that corrupts the heap
 // or a child that runs out of memory would (tests of evaluator isolation). Evaluations whose index is
 // k-1 modulo `every` crash with `crash` (segfault or abort); with `once`, only the first time (a
-// marker file in the run folder remembers it). Every call is appended to RUN_DIR/evaluate_calls.txt
+// marker file in its folder remembers it). Every call is appended to RUN_DIR/search/evaluate_calls.txt
 // ("index pid"), so tests can count how often each architecture was evaluated and where.
 #include <unistd.h>
 

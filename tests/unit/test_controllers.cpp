@@ -196,7 +196,7 @@ TEST_F(ControllerTest, LearnersBeatRandomSearchOnEverySeed) {
 // What the report draws of a controller's learning: PPO and REINFORCE report their policy's entropy,
 // baseline and loss after each step that updated the policy (and nothing after one that did not);
 // evolution its population's fitness; random nothing.
-TEST_F(ControllerTest, LearnersReportWhatTheyLearned) {
+TEST_F(ControllerTest, ControllersReportWhatTheyLearned) {
   double max_entropy = 0;  // nats: every decision uniform
   for (const nas::Decision& d : decisions_) max_entropy += std::log(static_cast<double>(d.choices));
   for (const std::string name : {"ppo", "reinforce"}) {

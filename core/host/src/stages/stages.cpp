@@ -41,7 +41,12 @@ std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Regist
     args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
   // An evaluator's outputs (e.g. each child's metrics.jsonl) go to a folder of the stage's own.
   Context own = context;
-  if (!own.run_dir.empty()) own.run_dir /= stage.def->name;
+  if (!own.run_dir.empty()) {
+    own.run_dir /= stage.def->name;
+    std::error_code ec;
+    std::filesystem::create_directories(own.run_dir, ec);
+    if (ec) throw Error(fmt::format("cannot create '{}': {}", own.run_dir.string(), ec.message()));
+  }
   if (!plugin.empty()) return registry.create<Evaluator>(plugin, stage.params, own, args);
   const PluginChoice& choice = *stage.one("evaluator");
   return registry.create<Evaluator>(choice.entry->name, choice.params, own, args);

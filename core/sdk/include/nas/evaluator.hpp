@@ -45,7 +45,7 @@ class NAS_API Evaluator {
 
 /// What a search stage hands every evaluator beside its parameters: the space, and the data and
 /// regularizers configured in the stage (empty where the stage has none; evaluators that train need them).
-/// An evaluator's Context::run_dir is a folder of its stage's own, RUN_DIR/<stage>/ (not created):
+/// An evaluator's Context::run_dir is a folder of its stage's own, RUN_DIR/<stage>/ (it exists):
 /// evaluator/train writes each child's metrics.jsonl to RUN_DIR/<stage>/<candidate index>/.
 struct EvaluatorArgs {
   std::shared_ptr<const Space> space;
