@@ -142,8 +142,8 @@ TEST(StoreTest, AReaderReadsWhatTheSearchWritesAndWritesNothing) {
   nas::SearchStore writer(file);
   writer.add_proposals({proposal(0, "aa")});
   const nas::SearchStore reader(file, nas::SearchStore::Access::read);
-  writer.add_proposals({proposal(1, "bb")});  // the reader holds no lock the search waits for
-  EXPECT_EQ(reader.evaluations().size(), 2u);
+  writer.add_proposals({proposal(1, "bb")});
+  EXPECT_EQ(reader.evaluations().size(), 2u) << "what the search commits, the reader sees";
   nas::SearchStore other(file, nas::SearchStore::Access::read);
   EXPECT_THROW(other.set_meta("seconds", "1"), nas::Error);
   EXPECT_FALSE(writer.meta("seconds"));

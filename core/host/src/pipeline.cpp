@@ -123,7 +123,8 @@ c10::Device pick_device(std::int64_t local_rank, const Experiment& experiment) {
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) return line.substr(line.find(':') + 2);
+    if (const std::size_t colon = line.find(':'); line.rfind("model name", 0) == 0 && colon != std::string::npos)
+      return line.substr(std::min(line.size(), line.find_first_not_of(" \t", colon + 1)));
   return "unknown CPU";
 }
 

@@ -199,6 +199,9 @@ SearchStore::SearchStore(const std::filesystem::path& file, Access access) : fil
   try {
     sqlite3_busy_timeout(db_->handle, 10000);
     if (access == Access::read) {
+      // Never writes: no statement may, and closing does not checkpoint the WAL into the database
+      // (the search, or a --resume starting, owns that).
+      sqlite3_db_config(db_->handle, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
       db_->exec("PRAGMA query_only=1;");
       Db::Statement s(*db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'evaluations'");
       if (!s.step() || s.integer(0) != 1) throw Error(fmt::format("store '{}': not a search store", file.string()));

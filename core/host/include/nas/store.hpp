@@ -51,7 +51,7 @@ class NAS_API SearchStore {
  public:
   enum class Access {
     write,  ///< the search's: creates the file and its tables if needed
-    read,   ///< a reader's (reports): the file must exist; never writes, never blocks the search
+    read,   ///< a reader's (reports): the file must exist; writes nothing, not even a checkpoint on close
   };
   /// Opens `file`. Throws Error naming the file if it is not a search store (or, to read, does not exist).
   explicit SearchStore(const std::filesystem::path& file, Access access = Access::write);

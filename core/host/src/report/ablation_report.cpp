@@ -3,6 +3,7 @@
 // link to each run's own report. It reads what `nas-host ablate` wrote: plan.json, ablation.json and
 // ablation.csv.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -140,36 +141,36 @@ void comparison(Page& page, const json& results, const ablation::Plan& plan) {
                              "A12 (the probability that the arm beats the baseline). <span class=\"better\">▲</span> / "
                              "<span class=\"worse\">▼</span>: significantly better / worse at alpha {}.",
                              100 * plan.settings.bootstrap.confidence, escape(plan.settings.baseline), plan.settings.alpha));
-  const json& cells = results["results"];
+  const json& cells = results.at("results");
   for (std::size_t begin = 0; begin < cells.size();) {
     std::size_t end = begin;
-    while (end < cells.size() && cells[end]["grid"] == cells[begin]["grid"] && cells[end]["metric"] == cells[begin]["metric"])
+    while (end < cells.size() && cells[end].at("grid") == cells[begin].at("grid") && cells[end].at("metric") == cells[begin].at("metric"))
       ++end;
-    const std::string grid = grid_label(cells[begin]["grid"]);
-    page.html(fmt::format("<h3><code>{}</code>{}</h3>\n", escape(cells[begin]["metric"].get<std::string>()),
+    const std::string grid = grid_label(cells[begin].at("grid"));
+    page.html(fmt::format("<h3><code>{}</code>{}</h3>\n", escape(cells[begin].at("metric").get<std::string>()),
                           grid.empty() ? "" : " (" + escape(grid) + ")"));
     Table t{{"arm"}, {}, "comparison-" + std::to_string(begin)};
-    for (std::size_t c = begin; c < end; ++c) t.header.push_back(escape(cells[c]["checkpoint"].get<std::string>()));
+    for (std::size_t c = begin; c < end; ++c) t.header.push_back(escape(cells[c].at("checkpoint").get<std::string>()));
     for (std::size_t a = 0; a < plan.arms.size(); ++a) {
       std::vector<std::string> row{escape(plan.arms[a]) + (plan.arms[a] == plan.settings.baseline ? " (baseline)" : "")};
       for (std::size_t c = begin; c < end; ++c) {
-        const json& arm = cells[c]["arms"][a];
-        if (arm["n"].get<std::size_t>() == 0) {
+        const json& arm = cells[c].at("arms").at(a);
+        if (arm.at("n").get<std::size_t>() == 0) {
           row.push_back("-");
           continue;
         }
         std::string mark, detail;
-        for (const json& cmp : cells[c]["comparisons"])
-          if (cmp["arm"] == plan.arms[a]) {
+        for (const json& cmp : cells[c].at("comparisons"))
+          if (cmp.at("arm") == plan.arms[a]) {
             const int direction = cmp.value("direction", 0);
-            if (cmp["significant"].get<bool>() && direction != 0)
+            if (cmp.at("significant").get<bool>() && direction != 0)
               mark = direction > 0 ? " <span class=\"better\">▲</span>" : " <span class=\"worse\">▼</span>";
-            detail = fmt::format(" · p {:.3g} · A12 {:.2f} {}", cmp["p_holm"].get<double>(), cmp["a12"].get<double>(),
-                                 cmp["magnitude"].get<std::string>());
+            detail = fmt::format(" · p {:.3g} · A12 {:.2f} {}", cmp.at("p_holm").get<double>(), cmp.at("a12").get<double>(),
+                                 cmp.at("magnitude").get<std::string>());
           }
         auto value = [](const json& v) { return v.is_number() ? v.get<double>() : kNaN; };
-        row.push_back(fmt::format("<td class=\"num\">{} ± {}{}<br><small>[{}, {}]{}</small></td>", number(value(arm["mean"])),
-                                  number(value(arm["std"])), mark, number(value(arm["ci"][0])), number(value(arm["ci"][1])),
+        row.push_back(fmt::format("<td class=\"num\">{} ± {}{}<br><small>[{}, {}]{}</small></td>", number(value(arm.at("mean"))),
+                                  number(value(arm.at("std"))), mark, number(value(arm.at("ci").at(0))), number(value(arm.at("ci").at(1))),
                                   escape(detail)));
       }
       t.rows.push_back(std::move(row));
@@ -187,8 +188,8 @@ void curves(Page& page, const fs::path& dir, const ablation::Plan& plan) {
   // grid label -> arm -> run -> curve
   std::map<std::string, std::map<std::string, std::map<std::string, Curve>>> groups;
   for (const auto& row : rows) {
-    const double best = parse_number(field(row, "best_so_far"));
-    if (std::isnan(best)) continue;
+    if (field(row, "evaluation").empty()) continue;  // a run without a search
+    const double best = parse_number(field(row, "best_so_far"));  // NaN before the run's first reward
     std::vector<std::string> grid;
     for (const std::string& axis : plan.axes) grid.push_back(axis + "=" + field(row, axis));
     Curve& c = groups[fmt::format("{}", fmt::join(grid, ", "))][field(row, "arm")][field(row, "run")];
@@ -210,7 +211,8 @@ void curves(Page& page, const fs::path& dir, const ablation::Plan& plan) {
     std::size_t most = 0;
     for (const auto& [arm, runs] : arms)
       for (const auto& [id, c] : runs) {
-        if (!c.wall_time.empty()) longest = std::max(longest, *std::max_element(c.wall_time.begin(), c.wall_time.end()));
+        for (double t : c.wall_time)
+          if (std::isfinite(t)) longest = std::max(longest, t);
         most = std::max(most, c.best.size());
       }
     for (std::size_t a = 0; a < plan.arms.size(); ++a) {
@@ -219,9 +221,11 @@ void curves(Page& page, const fs::path& dir, const ablation::Plan& plan) {
       std::vector<double> counts, times;
       std::vector<std::vector<double>> at_count(most), at_time;
       for (std::size_t k = 0; k < most; ++k) counts.push_back(static_cast<double>(k + 1));
-      // A run that stopped early counts with what it reached (as at the tables' checkpoints).
+      // At the k-th evaluation, the runs that have a reward by then; a run that stopped early counts
+      // with what it reached (as at the tables' checkpoints).
       for (const auto& [id, c] : it->second)
-        for (std::size_t k = 0; k < most; ++k) at_count[k].push_back(c.best[std::min(k, c.best.size() - 1)]);
+        for (std::size_t k = 0; k < most; ++k)
+          if (const double v = c.best[std::min(k, c.best.size() - 1)]; !std::isnan(v)) at_count[k].push_back(v);
       // 60 instants: each run's best among the results that had come by then; an instant before every
       // run of the arm has a result is left out (a mean over the fastest seeds only would mislead).
       constexpr int kInstants = 60;
@@ -231,7 +235,7 @@ void curves(Page& page, const fs::path& dir, const ablation::Plan& plan) {
         for (const auto& [id, c] : it->second) {
           double best = kNaN;
           for (std::size_t k = 0; k < c.best.size(); ++k)
-            if (c.wall_time[k] <= t) best = std::isnan(best) ? c.best[k] : std::max(best, c.best[k]);
+            if (c.wall_time[k] <= t && !std::isnan(c.best[k])) best = std::isnan(best) ? c.best[k] : std::max(best, c.best[k]);
           if (!std::isnan(best)) values.push_back(best);
         }
         if (values.size() < it->second.size()) continue;
@@ -251,35 +255,35 @@ void curves(Page& page, const fs::path& dir, const ablation::Plan& plan) {
 
 // Every seed's value per arm at the last checkpoint of each metric (a strip plot), with the mean.
 void scores(Page& page, const json& results, const ablation::Plan& plan) {
-  const json& cells = results["results"];
+  const json& cells = results.at("results");
+  const json& seed_numbers = results.at("seeds");  // the order of every arm's values
   bool first = true;
   for (std::size_t i = 0; i < cells.size(); ++i) {
-    const bool last = i + 1 == cells.size() || cells[i + 1]["grid"] != cells[i]["grid"] || cells[i + 1]["metric"] != cells[i]["metric"];
+    const bool last = i + 1 == cells.size() || cells[i + 1].at("grid") != cells[i].at("grid") || cells[i + 1].at("metric") != cells[i].at("metric");
     if (!last) continue;
     if (first) page.section("Scores per seed", "scores");
     first = false;
     const json& cell = cells[i];
-    const std::string metric = cell["metric"].get<std::string>(), grid = grid_label(cell["grid"]);
-    Chart chart{fmt::format("scores-{}", i), fmt::format("{} at {}{}", metric, cell["checkpoint"].get<std::string>(),
+    const std::string metric = cell.at("metric").get<std::string>(), grid = grid_label(cell.at("grid"));
+    Chart chart{fmt::format("scores-{}", i), fmt::format("{} at {}{}", metric, cell.at("checkpoint").get<std::string>(),
                                                          grid.empty() ? "" : " (" + grid + ")"),
                 "arm", metric, plan.arms, {}};
     Series means{"mean", Series::Style::points, {}, {}, {}, {}, "dash", 7};
     for (std::size_t a = 0; a < plan.arms.size(); ++a) {
-      const json& arm = cell["arms"][a];
+      const json& arm = cell.at("arms").at(a);
       Series seeds{plan.arms[a], Series::Style::points, {}, {}, {}, {}, "circle", a};
-      const json& values = arm["values"];
+      const json& values = arm.at("values");
       // Spread across the arm's slot, by seed, so that equal values stay visible.
       const double spread = std::min(0.08, 0.6 / static_cast<double>(std::max<std::size_t>(1, values.size())));
       for (std::size_t k = 0; k < values.size(); ++k) {
         if (!values[k].is_number()) continue;
         const double jitter = (static_cast<double>(k) - static_cast<double>(values.size() - 1) / 2) * spread;
         seeds.add(static_cast<double>(a) + jitter, values[k].get<double>(),
-                  fmt::format("{} seed {}: {:.4f}", plan.arms[a], k < plan.seeds.size() ? plan.seeds[k] : 0,
-                              values[k].get<double>()));
+                  fmt::format("{} seed {}: {:.4f}", plan.arms[a], seed_numbers.at(k).dump(), values[k].get<double>()));
       }
-      if (arm["n"].get<std::size_t>() > 0 && arm["mean"].is_number())
-        means.add(static_cast<double>(a), arm["mean"].get<double>(),
-                  fmt::format("{}: mean {:.4f}", plan.arms[a], arm["mean"].get<double>()));
+      if (arm.at("n").get<std::size_t>() > 0 && arm.at("mean").is_number())
+        means.add(static_cast<double>(a), arm.at("mean").get<double>(),
+                  fmt::format("{}: mean {:.4f}", plan.arms[a], arm.at("mean").get<double>()));
       chart.series.push_back(std::move(seeds));
     }
     chart.series.push_back(std::move(means));
@@ -288,7 +292,17 @@ void scores(Page& page, const json& results, const ablation::Plan& plan) {
   }
 }
 
-void runs(Page& page, const fs::path& dir, const ablation::Plan& plan) {
+// A relative path as a URL path: every byte but the unreserved ones and '/' percent-encoded.
+std::string url_path(const fs::path& path) {
+  std::string out;
+  for (unsigned char c : path.generic_string())
+    out += std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~' ? std::string(1, static_cast<char>(c))
+                                                                                       : fmt::format("%{:02X}", c);
+  return out;
+}
+
+// `output`: where the page goes; its links to the runs' reports are relative to it.
+void runs(Page& page, const fs::path& dir, const fs::path& output, const ablation::Plan& plan) {
   page.section("Runs", "runs");
   std::map<std::string, std::pair<double, double>> last;  // run -> best reward, test accuracy at its end
   for (const auto& row : read_csv(dir / "ablation.csv"))
@@ -296,9 +310,12 @@ void runs(Page& page, const fs::path& dir, const ablation::Plan& plan) {
   Table t{{"run", "arm", "seed", "status", "best reward", "test accuracy"}, {}, "runs"};
   for (const ablation::Run& run : plan.runs) {
     const fs::path report = ablation::run_dir(dir, run) / "report.html";
-    const std::string name = fs::exists(report)
-                                 ? fmt::format("<a href=\"{}\">{}</a>", escape(run.id + "/report.html"), escape(run.id))
-                                 : escape(run.id);
+    const std::string name =
+        fs::exists(report)
+            ? fmt::format("<a href=\"{}\">{}</a>",
+                          escape(url_path(fs::relative(fs::absolute(report), fs::absolute(output).parent_path()))),
+                          escape(run.id))
+            : escape(run.id);
     const auto it = last.find(run.id);
     t.rows.push_back({name, escape(run.arm), std::to_string(run.seed),
                       ablation::finished(dir, run) ? "finished" : "<span class=\"note\">not finished</span>",
@@ -310,7 +327,7 @@ void runs(Page& page, const fs::path& dir, const ablation::Plan& plan) {
 
 }  // namespace
 
-Page ablation_page(const fs::path& dir) {
+Page ablation_page(const fs::path& dir, const fs::path& output) {
   const ablation::Plan plan = ablation::read_plan(dir);
   Page page(fmt::format("Ablation {} ({})", plan.name, dir.filename().string()));
   const std::optional<json> results = read_json(dir / "ablation.json");
@@ -319,7 +336,7 @@ Page ablation_page(const fs::path& dir) {
     if (results) comparison(page, *results, plan);
     curves(page, dir, plan);
     if (results) scores(page, *results, plan);
-    runs(page, dir, plan);
+    runs(page, dir, output, plan);
   } catch (const json::exception& e) {
     throw Error(fmt::format("report: '{}' is not what this nas-host ablate writes ({}); 'nas-host ablate --resume {}' "
                             "writes it again", (dir / "ablation.json").string(), e.what(), dir.string()));

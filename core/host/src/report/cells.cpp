@@ -30,11 +30,14 @@ Output run_dot(const std::string& graph) {
   ::close(fd);
   Output out;
   if (written) {
-    FILE* pipe = popen(fmt::format("dot -Tsvg '{}' 2>&1", name).c_str(), "r");
-    std::array<char, 4096> buffer;
-    while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) out.text.append(buffer.data(), n);
-    const int status = pclose(pipe);
-    out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (FILE* pipe = popen(fmt::format("dot -Tsvg '{}' 2>&1", name).c_str(), "r")) {  // the name is mkstemp's
+      std::array<char, 4096> buffer;
+      while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) out.text.append(buffer.data(), n);
+      const int status = pclose(pipe);
+      out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    } else {
+      out.text = "cannot start dot";
+    }
   }
   ::unlink(name);
   return out;

@@ -3,8 +3,10 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -40,6 +42,21 @@ std::string gnuplot_string(std::string_view text) {
     out += c == '\n' ? ' ' : c;
   }
   return out + "\"";
+}
+
+// One line of a comment: a newline would end it and the rest would run as commands.
+std::string comment_text(std::string text) {
+  for (char& c : text)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!text.empty() && text.back() == '\\') text.pop_back();  // would continue the comment onto the next line
+  return text;
+}
+
+// A word for sh -c: single quotes, with any single quote closed, escaped and reopened.
+std::string shell_word(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
 }
 
 int point_type(std::string_view marker) {
@@ -93,7 +110,7 @@ void write_figure(const Chart& chart, const fs::path& dir) {
   std::size_t block = 0;
   for (const Series& s : chart.series) {
     if (s.x.empty()) continue;  // gnuplot refuses an empty block
-    data += fmt::format("# {}\n", s.label);
+    data += fmt::format("# {}\n", comment_text(s.label));
     for (std::size_t i = 0; i < s.x.size(); ++i)
       data += s.style == Series::Style::band ? fmt::format("{} {} {}\n", s.x[i], s.y[i], s.upper[i])
                                              : fmt::format("{} {}\n", s.x[i], s.y[i]);
@@ -107,7 +124,8 @@ void write_figure(const Chart& chart, const fs::path& dir) {
       "# {}: written by nas-host report. Edit it and run `gnuplot {}.gp` again for another size or style.\n"
       "set title {} noenhanced\nset xlabel {} noenhanced\nset ylabel {} noenhanced\n"
       "set key below noenhanced\nset grid lc rgb \"#dddddd\"\nset border 3\nset tics nomirror\n",
-      chart.title, chart.id, gnuplot_string(chart.title), gnuplot_string(chart.x_label), gnuplot_string(chart.y_label));
+      comment_text(chart.title), chart.id, gnuplot_string(chart.title), gnuplot_string(chart.x_label),
+      gnuplot_string(chart.y_label));
   if (!chart.categories.empty()) {
     std::string tics;
     for (std::size_t i = 0; i < chart.categories.size(); ++i)
@@ -123,8 +141,9 @@ void write_figure(const Chart& chart, const fs::path& dir) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     throw Error(fmt::format("report: figures need gnuplot (Debian's gnuplot-nox; scripts/setup.sh installs it); "
                             "the scripts are in {}", dir.string()));
-  const std::string command = fmt::format("cd '{}' && gnuplot '{}.gp' 2>&1", dir.string(), chart.id);
+  const std::string command = fmt::format("cd {} && gnuplot {} 2>&1", shell_word(dir.string()), shell_word(chart.id + ".gp"));
   FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) throw Error(fmt::format("report: cannot run gnuplot: {}", std::strerror(errno)));
   std::string output;
   std::array<char, 1024> buffer;
   while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);

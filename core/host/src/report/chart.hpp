@@ -37,7 +37,7 @@ struct Series {
 };
 
 struct Chart {
-  std::string id;  ///< unique in the page; the figures' file names
+  std::string id;  ///< unique in the page; the figures' file names (Page::chart keeps [A-Za-z0-9_-] of it)
   std::string title, x_label, y_label;
   std::vector<std::string> categories;  ///< when set, x is 0..n-1 and names these (strip plots)
   std::vector<Series> series;

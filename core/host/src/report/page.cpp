@@ -1,5 +1,6 @@
 #include "report/page.hpp"
 
+#include <cctype>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -144,6 +145,8 @@ void Page::table(const Table& table) {
 }
 
 void Page::chart(Chart chart, const std::string& caption, Width width) {
+  for (char& c : chart.id)  // an element id and a file name (a plugin names its signals)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
   std::erase_if(chart.series, [](const Series& s) { return s.x.empty(); });
   if (chart.empty()) return;
   body_ += fmt::format("<figure id=\"chart-{0}\" class=\"chart{2}\"><div class=\"plot\"><canvas></canvas></div>"

@@ -16,8 +16,8 @@ fs::path write_report(const fs::path& dir, const Registry* registry, Logger& log
   if (!ablation && !fs::exists(dir / "config.yaml"))
     throw UsageError(fmt::format("report: '{}' is neither a run folder (it has no config.yaml) nor an ablation folder "
                                  "(no plan.json)", dir.string()));
-  const report::Page page = ablation ? report::ablation_page(dir) : report::run_page(dir, registry, log);
   const fs::path file = options.output.empty() ? dir / "report.html" : options.output;
+  const report::Page page = ablation ? report::ablation_page(dir, file) : report::run_page(dir, registry, log);
   write_file(file, page.render());
   if (!options.figures.empty()) {
     std::error_code ec;

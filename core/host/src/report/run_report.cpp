@@ -313,12 +313,13 @@ void training_charts(Page& page, const std::vector<std::pair<std::string, fs::pa
   std::size_t color = 0;
   for (const auto& [label, file] : trainings) {
     std::map<std::int64_t, json> epochs;
-    Series step_loss{one ? "train" : label, Series::Style::line, {}, {}, {}, {}, "circle", color};
+    std::map<double, double> losses;  // by step
     for (json& line : read_jsonl(file)) {
       if (line.contains("train_loss")) epochs[line.value("epoch", std::int64_t{0})] = line;
-      else if (line.contains("loss") && line.contains("step"))
-        step_loss.add(number_or_nan(line, "step"), number_or_nan(line, "loss"));
+      else if (line.contains("loss") && line.contains("step")) losses[number_or_nan(line, "step")] = number_or_nan(line, "loss");
     }
+    Series step_loss{one ? "train" : label, Series::Style::line, {}, {}, {}, {}, "circle", color};
+    for (const auto& [step, loss] : losses) step_loss.add(step, loss);
     auto per_epoch = [&](const char* key, const std::string& name, std::size_t c) {
       Series s{one ? name : fmt::format("{} {}", label, name), Series::Style::line, {}, {}, {}, {}, "circle", c};
       for (const auto& [epoch, line] : epochs)
@@ -409,9 +410,18 @@ Page run_page(const fs::path& dir, const Registry* registry, Logger& log) {
   const std::string name = config["experiment"] ? config["experiment"]["name"].as<std::string>("run") : "run";
   Page page(fmt::format("Run {} ({})", name, dir.filename().string()));
   std::optional<SearchStore> store;
-  if (fs::exists(dir / "search.sqlite")) store.emplace(dir / "search.sqlite", SearchStore::Access::read);
+  std::string store_problem;
+  if (fs::exists(dir / "search.sqlite")) {
+    try {
+      store.emplace(dir / "search.sqlite", SearchStore::Access::read);
+    } catch (const Error& e) {  // e.g. a search in its first instant, before its tables exist
+      store_problem = e.what();
+    }
+  }
   RunSpaces spaces(dir, registry, log);
   summary(page, dir, config, store);
+  if (!store_problem.empty()) page.paragraph("<span class=\"note\">The search's store cannot be read: " +
+                                             escape(store_problem) + "</span>");
   if (store) search_section(page, dir, *store, spaces);
   training_section(page, dir, config, spaces);
   return page;

@@ -21,8 +21,9 @@ namespace nas::report {
 /// `registry`: to draw cells with the run's space plugins (null: genotypes are shown as text).
 Page run_page(const std::filesystem::path& dir, const Registry* registry, Logger& log);
 
-/// The page of an ablation folder (plan.json, ablation.json, ablation.csv), finished or not.
-Page ablation_page(const std::filesystem::path& dir);
+/// The page of an ablation folder (plan.json, ablation.json, ablation.csv), finished or not, to be
+/// written to `output` (its links to the runs' reports are relative to it).
+Page ablation_page(const std::filesystem::path& dir, const std::filesystem::path& output);
 
 /// An SVG drawing of a genotype's cells (the space's Graphviz graph laid out by `dot`), or a note
 /// saying why there is none, then the genotype text.

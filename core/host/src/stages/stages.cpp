@@ -39,9 +39,11 @@ std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Regist
     args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
   for (const PluginChoice& r : stage.slots.at("regularizers"))
     args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
-  // An evaluator's outputs (e.g. each child's metrics.jsonl) go to a folder of the stage's own.
+  const Entry& entry = plugin.empty() ? *stage.one("evaluator")->entry : registry.require("evaluator", plugin);
+  // An evaluator's outputs (e.g. each child's metrics.jsonl) go to a folder of the stage's own; one
+  // built for ABI 2.1 or older keeps the run's folder, as it was then.
   Context own = context;
-  if (!own.run_dir.empty()) {
+  if (!own.run_dir.empty() && entry.plugin->abi_minor >= 2) {
     own.run_dir /= stage.def->name;
     std::error_code ec;
     std::filesystem::create_directories(own.run_dir, ec);
