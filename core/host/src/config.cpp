@@ -212,8 +212,8 @@ class Validator {
     return schema;
   }
 
-  /// The plugin a slot names, validated; an evaluator that trains (trains_recipe) also takes the model
-  /// parameters of `space`, the stage's space.
+  /// The plugin a slot names, validated; an evaluator that builds networks (trains_recipe,
+  /// builds_networks) also takes the model parameters of `space`, the stage's space.
   std::optional<PluginChoice> plugin(const YAML::Node& node, const std::string& path, const Slot& slot,
                                      const Registry& registry, const Entry* space) {
     if (!node.IsMap()) {
@@ -229,7 +229,7 @@ class Validator {
     }
     try {
       const Entry& entry = registry.require(slot.kind, name.Scalar());
-      const bool trains = space && entry.has(capability::trains_recipe);
+      const bool trains = space && (entry.has(capability::trains_recipe) || entry.has(capability::builds_networks));
       Schema schema = with_preset_choice(entry.schema, entry.presets, "a named setting of this plugin");
       if (trains) schema = with_model(schema, *space, node, path);  // both with presets: 'preset' clashes
       const Preset* preset = preset_of(node, trains && !space->models.presets.empty() ? space->models.presets

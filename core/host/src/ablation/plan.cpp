@@ -324,7 +324,7 @@ bool trains(const PipelineConfig& config) {
     if (stage.def->trains) return true;
     for (const auto& [slot, chosen] : stage.slots)
       for (const PluginChoice& choice : chosen)
-        if (choice.entry->has(capability::trains_recipe)) return true;
+        if (choice.entry->has(capability::trains_recipe) || choice.entry->has(capability::builds_networks)) return true;
   }
   return false;
 }

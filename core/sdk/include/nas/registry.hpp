@@ -40,6 +40,9 @@ namespace capability {
 /// An evaluator whose parameters are the training recipe (recipe_schema(), nas/recipe.hpp) and which
 /// trains the genotype with it: the `retrain` stage trains its architectures with such an evaluator.
 inline constexpr std::string_view trains_recipe = "trains_recipe";
+/// An evaluator that builds the space's networks without the recipe (e.g. evaluator/proxy): its
+/// section takes the space's model parameters too, as a trains_recipe evaluator's does.
+inline constexpr std::string_view builds_networks = "builds_networks";
 /// An op that drop path leaves alone (TF's NASNet never drops identity paths, whatever their stride).
 inline constexpr std::string_view no_drop_path = "no_drop_path";
 }  // namespace capability
