@@ -10,6 +10,7 @@
 #include "nas/proxies.hpp"
 
 #include <algorithm>
+#include <memory>
 
 #include <ATen/ATen.h>
 #include <ATen/record_function.h>
@@ -22,16 +23,20 @@
 namespace nas {
 namespace {
 
-// The ReLU inputs' signs of one forward pass, per ReLU: B x (elements per example), 1 where positive.
-thread_local std::vector<at::Tensor>* t_patterns = nullptr;
+// NASWOT's kernel, summed ReLU by ReLU over one forward pass (B x B, double), so that the codes of
+// the whole network (millions of units per example) never exist at once; undefined until a ReLU.
+thread_local at::Tensor* t_kernel = nullptr;
 
 std::unique_ptr<at::ObserverContext> on_relu(const at::RecordFunction& fn) {
   const std::string_view name = fn.name();
-  if (!t_patterns || (name != "aten::relu" && name != "aten::relu_")) return nullptr;
+  if (!t_kernel || (name != "aten::relu" && name != "aten::relu_")) return nullptr;
   const auto inputs = fn.inputs();  // before an in-place relu_ overwrites its input
-  if (inputs.empty() || !inputs[0].isTensor()) return nullptr;
-  const at::Tensor& x = inputs[0].toTensor();
-  if (x.dim() >= 1) t_patterns->push_back((x.detach() > 0).flatten(1).to(at::kDouble));
+  if (inputs.empty() || !inputs[0].isTensor() || inputs[0].toTensor().dim() < 1) return nullptr;
+  // 1 where the unit is active; agreements of examples i and j: both active or both not. Counts per
+  // ReLU are exact in float (far below 2^24 units); the sum over ReLUs is kept in double.
+  const at::Tensor code = (inputs[0].toTensor().detach() > 0).flatten(1).to(at::kFloat);
+  const at::Tensor agree = (code.matmul(code.t()) + (1 - code).matmul((1 - code).t())).to(at::kDouble);
+  *t_kernel = t_kernel->defined() ? *t_kernel + agree : agree;
   return nullptr;
 }
 
@@ -118,24 +123,22 @@ double synflow(Network& network, const at::Tensor& images) {
 
 double naswot(Network& network, const at::Tensor& images) {
   network.train();
-  std::vector<at::Tensor> patterns;
+  at::Tensor kernel;
   {
     at::NoGradGuard no_grad;
-    t_patterns = &patterns;
+    t_kernel = &kernel;
     auto handle = at::addThreadLocalCallback(at::RecordFunctionCallback(on_relu).needsInputs(true));
     try {
       network.forward(images);
     } catch (...) {
       at::removeCallback(handle);
-      t_patterns = nullptr;
+      t_kernel = nullptr;
       throw;
     }
     at::removeCallback(handle);
-    t_patterns = nullptr;
+    t_kernel = nullptr;
   }
-  if (patterns.empty()) throw Error("proxy naswot: the network applies no ReLU (aten::relu), so it has no activation pattern");
-  const at::Tensor codes = at::cat(patterns, 1);  // B x (every ReLU's elements)
-  const at::Tensor kernel = codes.matmul(codes.t()) + (1 - codes).matmul((1 - codes).t());
+  if (!kernel.defined()) throw Error("proxy naswot: the network applies no ReLU (aten::relu), so it has no activation pattern");
   return std::get<1>(at::linalg_slogdet(kernel)).item<double>();
 }
 
