@@ -31,6 +31,7 @@ mkdir -p "$findings"
 export ASAN_OPTIONS=detect_leaks=0:protect_shadow_gap=0:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-16/bin/llvm-symbolizer
 status=0
+found=()
 printf '%-28s %12s %10s  %s\n' target executions "exec/s" result
 for target in "${targets[@]}"; do
   work=$(mktemp -d)  # the corpus grows here; the seed folders stay as they are
@@ -45,10 +46,16 @@ for target in "${targets[@]}"; do
   else
     result="FINDING: $(grep -m1 -E 'ERROR|SUMMARY|deadly|timeout' "$log" || tail -n 1 "$log")"
     cp "$log" "$findings/$target.log"
+    found+=("$target")
     status=1
   fi
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   printf '%-28s %12s %10s  %s\n' "$target" "$runs" "$((runs / seconds))" "$result"
   rm -rf "$work"
+done
+# Each finding's report and stack: a CI log is all one sees of a finding on another machine.
+for target in "${found[@]}"; do
+  echo "--- $target ($findings/$target.log)"
+  sed -n '/ERROR: \|runtime error\|deadly signal\|ALARM/,$p' "$findings/$target.log" | head -n 60
 done
 exit $status

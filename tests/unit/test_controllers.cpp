@@ -108,6 +108,36 @@ TEST_F(ControllerTest, PpoRefusesADamagedState) {
   EXPECT_THROW(controller->load_state(state), nas::Error);
 }
 
+// Found by fuzz_state_ppo (heap-buffer-overflow): torch's archives restore tensors of any shape, and
+// pending results of any length. Here a state of two decisions (2 + 3 options) fits the parameters of
+// one decision of 5 options exactly, but its pending results would be written past their batch.
+// Another `hidden` changes the shapes. Both are refused, and the controller is left as it was.
+TEST_F(ControllerTest, PolicyGradientRefusesAStateThatDoesNotFit) {
+  const std::vector<nas::Decision> one{{"a", 5}};
+  for (const std::string& name : {"ppo", "reinforce"}) {
+    auto two = make(name, 1, {{"a", 2}, {"b", 3}});
+    trajectory(*two, 1, 4);  // four results pending (an update takes 20)
+    auto controller = make(name, 3, one);
+    try {
+      controller->load_state(two->save_state());
+      FAIL() << name << " restored pending results of another space";
+    } catch (const nas::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("a pending result has 2 decisions, expected 1"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(trajectory(*controller, 3, 10), trajectory(*make(name, 3, one), 3, 10)) << name << " was changed";
+
+    nas::Context context{.log = log_, .seed = 1, .registry = &plugins()};
+    auto wider = plugins().create<nas::Controller>(name, params("controller/" + name, {{"hidden", std::int64_t{7}}}),
+                                                   context, {one});
+    try {
+      controller->load_state(wider->save_state());
+      FAIL() << name << " restored parameters of another size";
+    } catch (const nas::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("(another `hidden` or space?)"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(ControllerTest, SameSeedSameTrajectoryOtherSeedAnother) {
   for (const std::string& name : kControllers) {
     auto a = make(name, 11, decisions_), b = make(name, 11, decisions_), c = make(name, 12, decisions_);

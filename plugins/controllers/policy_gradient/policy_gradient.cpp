@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include "nas/controller.hpp"
@@ -162,7 +163,7 @@ class PolicyGradientController final : public nas::Controller {
  public:
   PolicyGradientController(std::vector<nas::Decision> decisions, Settings settings, std::uint64_t seed)
       : decisions_(std::move(decisions)), s_(settings), rng_(nas::generator(seed, nas::stream("controller"), 0)), policy_(std::make_shared<Policy>(decisions_, s_.hidden)),
-        optimizer_(policy_->parameters(), torch::optim::AdamOptions(s_.lr)) {
+        optimizer_(std::make_unique<torch::optim::Adam>(policy_->parameters(), torch::optim::AdamOptions(s_.lr))) {
     for (const nas::Decision& d : decisions_)
       if (d.choices < 1) throw nas::Error(fmt::format("decision '{}' has {} choices; expected at least 1", d.name, d.choices));
     // uniform(-init_range, init_range) from the controller's own generator: the same for a seed
@@ -217,7 +218,7 @@ class PolicyGradientController final : public nas::Controller {
   std::string save_state() const override {
     torch::serialize::OutputArchive archive, policy, optimizer;
     policy_->save(policy);
-    optimizer_.save(optimizer);
+    optimizer_->save(optimizer);
     archive.write("policy", policy);
     archive.write("optimizer", optimizer);
     std::ostringstream rng;
@@ -236,24 +237,29 @@ class PolicyGradientController final : public nas::Controller {
     return out.str();
   }
 
+  // Restored into a fresh policy and optimizer and checked before it replaces anything: torch's
+  // archives take tensors of any shape, and a damaged state's would make the kernels read out of bounds.
   void load_state(const std::string& state) override {
+    auto policy = std::make_shared<Policy>(decisions_, s_.hidden);
+    auto optimizer = std::make_unique<torch::optim::Adam>(policy->parameters(), torch::optim::AdamOptions(s_.lr));
+    std::mt19937_64 rng;
+    std::optional<double> baseline;
+    std::vector<Result> pending;
     try {
-      torch::serialize::InputArchive archive, policy, optimizer;
+      torch::serialize::InputArchive archive, policy_archive, optimizer_archive;
       std::istringstream in(state);
       archive.load_from(in);
-      archive.read("policy", policy);
-      archive.read("optimizer", optimizer);
-      policy_->load(policy);
-      optimizer_.load(optimizer);
+      archive.read("policy", policy_archive);
+      archive.read("optimizer", optimizer_archive);
+      policy->load(policy_archive);
+      optimizer->load(optimizer_archive);
       c10::IValue value;
       archive.read("rng", value);
-      std::istringstream rng(value.toStringRef());
-      rng >> rng_;
+      std::istringstream rng_text(value.toStringRef());
+      if (!(rng_text >> rng)) throw nas::Error("its generator state does not parse");
       archive.read("baseline", value);
-      baseline_.reset();
-      if (!value.toStringRef().empty()) baseline_ = parse_exact(value.toStringRef());
+      if (!value.toStringRef().empty()) baseline = parse_exact(value.toStringRef());
       archive.read("pending", value);
-      pending_.clear();
       std::istringstream lines(value.toStringRef());
       for (std::string line; std::getline(lines, line);) {
         std::istringstream fields(line);
@@ -261,12 +267,19 @@ class PolicyGradientController final : public nas::Controller {
         fields >> log_prob >> reward;
         Result r{{}, parse_exact(log_prob), parse_exact(reward)};
         for (std::int64_t d; fields >> d;) r.decisions.push_back(d);
-        pending_.push_back(std::move(r));
+        pending.push_back(std::move(r));
       }
     } catch (const std::exception& e) {  // c10::Error, and torch::jit::ErrorReport from a damaged archive
       throw nas::Error(fmt::format("controller: the saved state is not a policy-gradient state: {}",
                                    std::string(e.what()).substr(0, std::string(e.what()).find('\n'))));
     }
+    if (std::string why = mismatch(*policy, *optimizer, baseline, pending); !why.empty())
+      throw nas::Error(fmt::format("controller: the saved state does not fit this controller: {}", why));
+    policy_ = std::move(policy);
+    optimizer_ = std::move(optimizer);
+    rng_ = rng;
+    baseline_ = baseline;
+    pending_ = std::move(pending);
   }
 
  private:
@@ -275,6 +288,39 @@ class PolicyGradientController final : public nas::Controller {
     double old_log_prob = 0;
     double reward = 0;
   };
+
+  // Why a restored state cannot be this controller's (its options and decisions), or empty.
+  std::string mismatch(Policy& policy, torch::optim::Adam& optimizer, const std::optional<double>& baseline,
+                       const std::vector<Result>& pending) const {
+    const auto expected = policy_->named_parameters();
+    for (const auto& p : policy.named_parameters()) {
+      const at::Tensor& want = expected[p.key()];
+      if (!p.value().defined() || p.value().sizes() != want.sizes() || p.value().dtype() != want.dtype())
+        return fmt::format("parameter '{}' is not {} {} (another `hidden` or space?)", p.key(), want.dtype().name(),
+                           fmt::join(want.sizes(), "x"));
+    }
+    for (const at::Tensor& p : policy.parameters()) {
+      auto found = optimizer.state().find(p.unsafeGetTensorImpl());
+      if (found == optimizer.state().end()) continue;  // no step taken yet
+      const auto& adam = static_cast<const torch::optim::AdamParamState&>(*found->second);
+      for (const at::Tensor& moment : {adam.exp_avg(), adam.exp_avg_sq()})
+        if (!moment.defined() || moment.sizes() != p.sizes() || moment.dtype() != p.dtype())
+          return "the optimizer's moments do not match the policy's parameters";
+      if (adam.step() < 0) return "the optimizer's step count is negative";
+    }
+    if (baseline && !std::isfinite(*baseline)) return "the baseline is not a finite number";
+    for (const Result& r : pending) {
+      if (!std::isfinite(r.old_log_prob) || !std::isfinite(r.reward)) return "a pending result is not finite";
+      if (r.decisions.size() != decisions_.size())
+        return fmt::format("a pending result has {} decisions, expected {}", r.decisions.size(), decisions_.size());
+      for (std::size_t i = 0; i < r.decisions.size(); ++i)
+        if (r.decisions[i] < 0 || r.decisions[i] >= decisions_[i].choices)
+          return fmt::format("a pending result's decision {} is {}, outside 0..{}", i, r.decisions[i], decisions_[i].choices - 1);
+    }
+    if (static_cast<std::int64_t>(pending.size()) >= s_.update_every)
+      return fmt::format("{} results pending, more than update_every ({}) allows", pending.size(), s_.update_every);
+    return {};
+  }
 
   void update() {
     const auto n = static_cast<std::int64_t>(pending_.size());
@@ -330,9 +376,9 @@ class PolicyGradientController final : public nas::Controller {
   // loss and the policy's entropy (nats per architecture, summed over the decisions) on its batch.
   void step(const at::Tensor& objective, const at::Tensor& entropy) {
     at::Tensor loss = -(objective.mean() + s_.entropy_weight * entropy.mean());
-    optimizer_.zero_grad();
+    optimizer_->zero_grad();
     loss.backward();
-    optimizer_.step();
+    optimizer_->step();
     signals_["loss"] = loss.item<double>();
     signals_["entropy"] = entropy.mean().item<double>();
   }
@@ -341,7 +387,7 @@ class PolicyGradientController final : public nas::Controller {
   Settings s_;
   std::mt19937_64 rng_;
   std::shared_ptr<Policy> policy_;
-  torch::optim::Adam optimizer_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;  // a pointer: load_state replaces it
   std::optional<double> baseline_;
   std::vector<Result> pending_;
   std::map<std::string, double> signals_;
