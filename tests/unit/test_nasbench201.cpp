@@ -142,4 +142,29 @@ TEST_F(Nb201Test, TabularEvaluatorLooksUpAndReportsBadTablesByLine) {
   }
 }
 
+// Multi-fidelity: one column per fidelity, named by fidelity_column's pattern; a fidelity with no
+// column stops the search (the scheduler's rungs do not fit the table), a full evaluation reads `reward`.
+TEST_F(Nb201Test, TabularEvaluatorReadsAColumnPerFidelity) {
+  nas::test::ScratchDir dir;
+  const fs::path table = dir.path() / "table.csv";
+  std::ofstream(table) << "arch,cellstr,val@1,val@4,cifar10-val,val@x\n0," << kCell << ",30,60,81.5,7\n";
+  auto evaluator = tabular({{"table", table.string()}, {"fidelity_column", std::string("val@{}")}});
+  auto at = [&](std::int64_t fidelity) {
+    nas::Candidate c = candidate(kCell);
+    c.fidelity = fidelity;
+    return *evaluator->evaluate(c).reward;
+  };
+  EXPECT_DOUBLE_EQ(at(1), 0.30);
+  EXPECT_DOUBLE_EQ(at(4), 0.60);
+  EXPECT_DOUBLE_EQ(at(0), 0.815);
+  try {
+    at(2);
+    ADD_FAILURE() << "fidelity 2 has no column";
+  } catch (const nas::UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("has no column for fidelity 2 (fidelity_column gives: 1, 4)"));
+  }
+  EXPECT_THROW(tabular({{"table", table.string()}, {"fidelity_column", std::string("epoch{}")}}), nas::UsageError);
+  EXPECT_THROW(tabular({{"table", table.string()}, {"fidelity_column", std::string("val@")}}), nas::UsageError);
+}
+
 }  // namespace

@@ -136,6 +136,46 @@ TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
   EXPECT_TRUE(same_weights(*uninterrupted, *resumed));
 }
 
+// Multi-fidelity: a child stopped after epoch 1 and promoted continues from its checkpoint, in
+// another Trainer (a promotion on another worker), to exactly the weights and step count of a run
+// that trained to the end of epoch 2 without stopping: the schedule is the recipe's 3 epochs in both.
+TEST_F(TrainerTest, AStoppedChildContinuesFromItsCheckpointAsIfItNeverStopped) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 16;
+  o.train = true;
+  nas::Loader loader(*data, range(64), o, 4);
+  nas::TrainOptions options;
+  options.epochs = 3;
+
+  auto straight = network(3, 10);
+  torch::manual_seed(7);
+  nas::TrainResult two = nas::Trainer(*straight, options, {}, context_).fit(loader, &loader, 2);
+  EXPECT_EQ(two.steps, 8);
+
+  const fs::path checkpoint = dir_ / "child" / "checkpoint.pt";
+  fs::create_directories(checkpoint.parent_path());
+  auto stopped = network(3, 10);
+  torch::manual_seed(7);
+  EXPECT_EQ(nas::Trainer(*stopped, options, {}, context_, checkpoint).fit(loader, &loader, 1).steps, 4);
+  ASSERT_TRUE(fs::exists(checkpoint));
+  EXPECT_FALSE(same_weights(*straight, *stopped));
+
+  auto promoted = network(3, 10, 99);
+  torch::manual_seed(99);
+  nas::TrainResult continued = nas::Trainer(*promoted, options, {}, context_, checkpoint).fit(loader, &loader, 2);
+  EXPECT_EQ(continued.steps, 8);
+  EXPECT_TRUE(same_weights(*straight, *promoted));
+  EXPECT_EQ(continued.validation.top1, two.validation.top1);
+
+  // A job started again at a fidelity its checkpoint has reached trains nothing and says where it stands.
+  auto again = network(3, 10, 5);
+  nas::TrainResult same = nas::Trainer(*again, options, {}, context_, checkpoint).fit(loader, &loader, 2);
+  EXPECT_EQ(same.steps, 8);
+  EXPECT_TRUE(same_weights(*straight, *again));
+  EXPECT_EQ(same.validation.top1, two.validation.top1);
+}
+
 // A checkpoint of another network (another architecture or size, or an older version's) is not
 // loaded into this one half-way: the run stops, naming the file and what to do.
 TEST_F(TrainerTest, ACheckpointOfAnotherNetworkFailsClearly) {

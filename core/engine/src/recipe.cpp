@@ -69,8 +69,9 @@ std::int64_t ChildTraining::validation_examples() const {
 std::int64_t ChildTraining::epochs() const { return state_->epochs; }
 std::int64_t ChildTraining::batches_per_epoch() const { return state_->train_loader->batches_per_epoch(); }
 
-TrainResult ChildTraining::fit() {
-  return state_->trainer->fit(*state_->train_loader, state_->validation_loader ? &*state_->validation_loader : nullptr);
+TrainResult ChildTraining::fit(std::int64_t until_epoch) {
+  return state_->trainer->fit(*state_->train_loader, state_->validation_loader ? &*state_->validation_loader : nullptr,
+                              until_epoch);
 }
 
 Metrics ChildTraining::test(const Dataset& test_set) {

@@ -149,7 +149,7 @@ Trainer::Trainer(Network& network, TrainOptions options, std::vector<Regularizer
 
 Trainer::~Trainer() = default;
 
-TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
+TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int64_t until_epoch) {
   torch::optim::SGD optimizer(network_.parameters(), torch::optim::SGDOptions(options_.lr)
                                                          .momentum(options_.momentum)
                                                          .nesterov(options_.nesterov)
@@ -196,7 +196,11 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation) {
   TrainResult result;
   const auto start = std::chrono::steady_clock::now();
   std::int64_t images = 0;
-  for (; epoch < options_.epochs && !result.diverged; ++epoch) {
+  // Stopping early keeps the schedule of all the epochs: a later fit() from the checkpoint continues
+  // exactly as one uninterrupted run would have.
+  const std::int64_t last = until_epoch > 0 ? std::min(until_epoch, options_.epochs) : options_.epochs;
+  if (epoch >= last && validation) result.validation = evaluate(*validation);  // nothing left to train
+  for (; epoch < last && !result.diverged; ++epoch) {
     network_.train();
     Metrics running;
     double loss_sum = 0;

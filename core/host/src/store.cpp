@@ -12,6 +12,7 @@
 
 #include "nas/error.hpp"
 #include "nas/evaluator.hpp"
+#include "nas/scheduler.hpp"
 
 namespace nas {
 namespace {
@@ -41,11 +42,30 @@ CREATE INDEX IF NOT EXISTS evaluations_round ON evaluations(round);
 CREATE TABLE IF NOT EXISTS snapshots(round INTEGER PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS signals(step INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY(step, name));
+CREATE TABLE IF NOT EXISTS jobs(
+  idx INTEGER NOT NULL REFERENCES evaluations(idx),
+  fidelity INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'ok', 'failed', 'cancelled')),
+  reward REAL,
+  final_score REAL,
+  metrics TEXT NOT NULL DEFAULT '{}',
+  failure TEXT NOT NULL DEFAULT '',
+  worker TEXT NOT NULL DEFAULT '',
+  dispatched_at REAL NOT NULL,
+  started_at REAL NOT NULL DEFAULT 0,
+  finished_at REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY(idx, fidelity));
 )sql";
 
 constexpr const char* kColumns =
     "idx, round, space, hash, genotype, decisions, memo, status, reward, final_score, metrics, failure, "
     "reused_from, worker, proposed_at, started_at, finished_at, observed";
+// The highest fidelity a row's architecture reached and its reward there (a reused row: its
+// source's), from the jobs table; stores written before it have none.
+constexpr const char* kReached =
+    ", (SELECT fidelity FROM jobs j WHERE j.idx = coalesce(e.reused_from, e.idx) AND j.status = 'ok' "
+    "ORDER BY fidelity DESC LIMIT 1), (SELECT reward FROM jobs j WHERE j.idx = coalesce(e.reused_from, e.idx) AND "
+    "j.status = 'ok' ORDER BY fidelity DESC LIMIT 1)";
 
 constexpr EvaluationStatus kStatuses[] = {EvaluationStatus::pending, EvaluationStatus::ok, EvaluationStatus::failed,
                                           EvaluationStatus::reused, EvaluationStatus::cancelled};
@@ -73,10 +93,13 @@ std::string_view to_string(EvaluationStatus status) {
 struct SearchStore::Db {
   sqlite3* handle = nullptr;
   std::filesystem::path file;
+  bool has_jobs = true;  // false: a store written before jobs were recorded, opened to read
 
   [[noreturn]] void fail(std::string_view what) const {
     throw Error(fmt::format("store '{}': {}: {}", file.string(), what, sqlite3_errmsg(handle)));
   }
+
+  bool has_table(const char* name) const;
 
   void exec(const char* sql) const {
     char* message = nullptr;
@@ -154,10 +177,26 @@ struct SearchStore::Db {
     exec("COMMIT");
   }
 
+  /// Sets the result columns of the pending row of `table` (evaluations or jobs) that `where`
+  /// selects (its values bound from 9 on by `bind_where`); returns whether there was one.
+  bool set_result(std::string_view table, std::string_view where, const Evaluation& evaluation, std::string_view worker,
+                  double started_at, double finished_at, const std::function<void(Statement&)>& bind_where) const {
+    Statement s(*this, fmt::format("UPDATE {} SET status = ?, reward = ?, final_score = ?, metrics = ?, failure = ?, "
+                                   "worker = ?, started_at = ?, finished_at = ? WHERE {} AND status = 'pending'",
+                                   table, where));
+    s.bind(1, to_string(evaluation.reward ? EvaluationStatus::ok : EvaluationStatus::failed));
+    s.bind(2, evaluation.reward).bind(3, evaluation.final_score).bind(4, nlohmann::json(evaluation.metrics).dump());
+    s.bind(5, evaluation.failure).bind(6, worker).bind(7, started_at).bind(8, finished_at);
+    bind_where(s);
+    s.run();
+    return sqlite3_changes(handle) == 1;
+  }
+
   /// Rows in index order; `limit` -1: all.
   std::vector<StoredEvaluation> select(const std::string& where, const std::function<void(Statement&)>& bind,
                                        std::int64_t limit = -1) const {
-    Statement s(*this, fmt::format("SELECT {} FROM evaluations {} ORDER BY idx LIMIT {}", kColumns, where, limit));
+    Statement s(*this, fmt::format("SELECT {}{} FROM evaluations e {} ORDER BY idx LIMIT {}", kColumns,
+                                   has_jobs ? kReached : ", NULL, NULL", where, limit));
     bind(s);
     std::vector<StoredEvaluation> rows;
     while (s.step()) {
@@ -180,6 +219,8 @@ struct SearchStore::Db {
       e.started_at = s.number(15);
       e.finished_at = s.number(16);
       if (!s.null(17)) e.observed = s.integer(17);
+      e.fidelity = s.null(18) ? 0 : s.integer(18);
+      e.reward_reached = s.null(19) ? e.reward : std::optional<double>(s.number(19));
       rows.push_back(std::move(e));
     }
     return rows;
@@ -205,6 +246,7 @@ SearchStore::SearchStore(const std::filesystem::path& file, Access access) : fil
       db_->exec("PRAGMA query_only=1;");
       Db::Statement s(*db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'evaluations'");
       if (!s.step() || s.integer(0) != 1) throw Error(fmt::format("store '{}': not a search store", file.string()));
+      db_->has_jobs = db_->has_table("jobs");
     } else {
       // WAL: readers (nas-host report, sqlite3, pandas) never block the search; NORMAL sync survives a
       // killed process (what --resume needs), not a power cut in the last instants.
@@ -231,18 +273,58 @@ void SearchStore::add_proposals(const std::vector<StoredEvaluation>& rows) {
   });
 }
 
+bool SearchStore::Db::has_table(const char* name) const {
+  Statement s(*this, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?");
+  s.bind(1, std::string_view(name));
+  return s.step() && s.integer(0) == 1;
+}
+
 void SearchStore::record_result(std::int64_t index, const Evaluation& evaluation, std::string_view worker,
                                 double started_at, double finished_at) {
   db_->transaction([&] {
-    Db::Statement s(*db_, "UPDATE evaluations SET status = ?, reward = ?, final_score = ?, metrics = ?, failure = ?, "
-                          "worker = ?, started_at = ?, finished_at = ? WHERE idx = ? AND status = 'pending'");
-    s.bind(1, to_string(evaluation.reward ? EvaluationStatus::ok : EvaluationStatus::failed));
-    s.bind(2, evaluation.reward).bind(3, evaluation.final_score).bind(4, nlohmann::json(evaluation.metrics).dump());
-    s.bind(5, evaluation.failure).bind(6, worker).bind(7, started_at).bind(8, finished_at).bind(9, index);
-    s.run();
-    if (sqlite3_changes(db_->handle) != 1)
+    if (!db_->set_result("evaluations", "idx = ?", evaluation, worker, started_at, finished_at,
+                    [&](Db::Statement& s) { s.bind(9, index); }))
       throw Error(fmt::format("store '{}': evaluation {} is not pending", file_.string(), index));
   });
+}
+
+void SearchStore::start_job(const Job& job, double at) {
+  Db::Statement s(*db_, "INSERT INTO jobs(idx, fidelity, status, dispatched_at) VALUES (?, ?, 'pending', ?)");
+  s.bind(1, job.index).bind(2, job.fidelity).bind(3, at).run();
+}
+
+bool SearchStore::record_job(const Job& job, const Evaluation& evaluation, std::string_view worker, double started_at,
+                             double finished_at) {
+  bool first = false;
+  db_->transaction([&] {
+    if (!db_->set_result("jobs", "idx = ? AND fidelity = ?", evaluation, worker, started_at, finished_at,
+                    [&](Db::Statement& s) { s.bind(9, job.index).bind(10, job.fidelity); }))
+      throw Error(fmt::format("store '{}': job {} at fidelity {} is not pending", file_.string(), job.index, job.fidelity));
+    first = db_->set_result("evaluations", "idx = ?", evaluation, worker, started_at, finished_at,
+                       [&](Db::Statement& s) { s.bind(9, job.index); });
+  });
+  return first;
+}
+
+std::vector<StoredJob> SearchStore::jobs() const {
+  if (!db_->has_jobs) return {};
+  Db::Statement s(*db_, "SELECT idx, fidelity, status, reward, final_score, failure, worker, dispatched_at, "
+                        "started_at, finished_at FROM jobs ORDER BY idx, fidelity");
+  std::vector<StoredJob> out;
+  while (s.step()) {
+    StoredJob j;
+    j.job = {s.integer(0), s.integer(1)};
+    j.status = parse_status(s.text(2));
+    if (!s.null(3)) j.reward = s.number(3);
+    if (!s.null(4)) j.final_score = s.number(4);
+    j.failure = s.text(5);
+    j.worker = s.text(6);
+    j.dispatched_at = s.number(7);
+    j.started_at = s.number(8);
+    j.finished_at = s.number(9);
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 void SearchStore::record_reuse(std::int64_t index, std::int64_t from, double at) {
@@ -272,10 +354,7 @@ void SearchStore::record_observed(const std::vector<std::int64_t>& indices, std:
 }
 
 std::vector<SearchStore::Signal> SearchStore::signals() const {
-  {
-    Db::Statement exists(*db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'signals'");
-    if (!exists.step() || exists.integer(0) == 0) return {};  // a store written before signals were recorded
-  }
+  if (!db_->has_table("signals")) return {};  // a store written before signals were recorded
   Db::Statement s(*db_, "SELECT step, name, value FROM signals ORDER BY step, name");
   std::vector<Signal> out;
   while (s.step()) out.push_back({s.integer(0), s.text(1), s.number(2)});
@@ -283,7 +362,10 @@ std::vector<SearchStore::Signal> SearchStore::signals() const {
 }
 
 void SearchStore::cancel_pending() {
-  db_->transaction([&] { db_->exec("UPDATE evaluations SET status = 'cancelled' WHERE status = 'pending'"); });
+  db_->transaction([&] {
+    db_->exec("UPDATE evaluations SET status = 'cancelled' WHERE status = 'pending'");
+    db_->exec("UPDATE jobs SET status = 'cancelled' WHERE status = 'pending'");
+  });
 }
 
 std::vector<StoredEvaluation> SearchStore::evaluations() const {
@@ -298,8 +380,11 @@ StoredEvaluation SearchStore::evaluation(std::int64_t index) const {
 
 std::vector<StoredEvaluation> SearchStore::best(std::int64_t k) const {
   std::vector<StoredEvaluation> rows = db_->select("WHERE status = 'ok'", [](Db::Statement&) {});
-  std::stable_sort(rows.begin(), rows.end(),
-                   [](const StoredEvaluation& a, const StoredEvaluation& b) { return *a.reward > *b.reward; });
+  // Multi-fidelity: who reached a higher fidelity first (its reward there is the better estimate), then by reward.
+  std::stable_sort(rows.begin(), rows.end(), [](const StoredEvaluation& a, const StoredEvaluation& b) {
+    if (a.fidelity != b.fidelity) return a.fidelity > b.fidelity;
+    return *a.reward_reached > *b.reward_reached;
+  });
   std::vector<StoredEvaluation> out;
   std::set<std::string> seen;
   for (StoredEvaluation& e : rows)

@@ -7,6 +7,7 @@
 #include "nas/op.hpp"
 #include "nas/regularizer.hpp"
 #include "nas/registry.hpp"
+#include "nas/scheduler.hpp"
 
 namespace nas {
 
@@ -20,6 +21,7 @@ Dataset::~Dataset() = default;
 std::int64_t Dataset::label(std::int64_t index) const { return get(index).label; }
 Evaluator::~Evaluator() = default;
 Regularizer::~Regularizer() = default;
+Scheduler::~Scheduler() = default;
 void Regularizer::on_batch(at::Tensor&, const TrainingStep&) {}
 void Regularizer::on_step(Network&, const TrainingStep&) {}
 

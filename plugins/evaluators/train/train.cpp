@@ -1,5 +1,9 @@
 // evaluator/train: builds the child from the space and trains it with the training engine on the
 // stage's dataset; the reward is its accuracy on the held-out validation split (the paper's reward).
+// Multi-fidelity: a Candidate::fidelity f is epochs: the child trains to the end of epoch f on the
+// schedule of the recipe's epochs and checkpoints to <stage folder>/<index>/checkpoint.pt, from which
+// a promotion (on any worker that sees the run directory) continues; reaching the recipe's epochs
+// removes it.
 #include <chrono>
 #include <filesystem>
 
@@ -39,11 +43,23 @@ class TrainEvaluator final : public nas::Evaluator {
       }
       std::vector<nas::Regularizer*> regularizers;
       for (const auto& r : args_.regularizers) regularizers.push_back(r.get());
+      const std::int64_t epochs = nas::options_from<nas::TrainOptions>(recipe_).epochs;
+      if (candidate.fidelity > epochs)
+        throw nas::UsageError(fmt::format("evaluator/train: fidelity {} is more than the recipe's {} epochs; set the "
+                                          "scheduler's max_fidelity to at most epochs", candidate.fidelity, epochs));
+      std::filesystem::path checkpoint;
+      if (candidate.fidelity > 0) {
+        if (child_context.run_dir.empty())
+          throw nas::UsageError("evaluator/train: multi-fidelity needs a run directory for the children's checkpoints");
+        checkpoint = child_context.run_dir / "checkpoint.pt";
+      }
       nas::ChildTraining child(*args_.space, candidate.genotype, recipe_, *args_.train_set, regularizers, child_context,
-                               nas::derive_seed(context_.seed, nas::stream("child"), static_cast<std::uint64_t>(candidate.index)));
+                               nas::derive_seed(context_.seed, nas::stream("child"), static_cast<std::uint64_t>(candidate.index)),
+                               checkpoint);
       out.metrics["params"] = static_cast<double>(child.cost().params);
       out.metrics["mult_adds"] = static_cast<double>(child.cost().mult_adds);
-      nas::TrainResult result = child.fit();
+      nas::TrainResult result = child.fit(candidate.fidelity);
+      if (candidate.fidelity == epochs) std::filesystem::remove(checkpoint);  // in full: never continued
       out.metrics["steps"] = static_cast<double>(result.steps);
       out.metrics["train_top1"] = result.train.top1;
       out.metrics["images_per_second"] = result.images_per_second;
@@ -53,6 +69,8 @@ class TrainEvaluator final : public nas::Evaluator {
         out.reward = result.validation.top1;
         out.metrics["validation_loss"] = result.validation.loss;
       }
+    } catch (const nas::UsageError&) {
+      throw;  // a config that cannot work: stops the search
     } catch (const c10::OutOfMemoryError& e) {
       out.failure = fmt::format("out of memory: {}", first_line(e.what()));
     } catch (const std::exception& e) {
@@ -78,7 +96,7 @@ void register_all(nas::Registrar& r) {
                         [](const nas::Params& p, const nas::Context& context, const nas::EvaluatorArgs& args) {
                           return std::make_unique<TrainEvaluator>(p, context, args);
                         },
-                        {std::string(nas::capability::trains_recipe)});
+                        {std::string(nas::capability::trains_recipe), std::string(nas::capability::multi_fidelity)});
 }
 
 }  // namespace

@@ -83,8 +83,9 @@ class NAS_API ChildTraining {
   std::int64_t epochs() const;
   std::int64_t batches_per_epoch() const;
 
-  /// Trains for the recipe's epochs; result.validation holds the held-out accuracy when there is a split.
-  TrainResult fit();
+  /// Trains for the recipe's epochs, or to the end of epoch `until_epoch` (see Trainer::fit);
+  /// result.validation holds the held-out accuracy when there is a split.
+  TrainResult fit(std::int64_t until_epoch = 0);
   /// Accuracy on every example of `test_set`, with the recipe's normalization.
   Metrics test(const Dataset& test_set);
   void save_weights(const std::filesystem::path& path) const;

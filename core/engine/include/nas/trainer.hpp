@@ -84,7 +84,9 @@ class NAS_API Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  TrainResult fit(const Loader& train, const Loader* validation = nullptr);
+  /// Trains to the end of the options' epochs, or of epoch `until_epoch` (from 1) when it is set: a
+  /// checkpointed training continues from where it stopped, on the schedule of all the epochs.
+  TrainResult fit(const Loader& train, const Loader* validation = nullptr, std::int64_t until_epoch = 0);
   Metrics evaluate(const Loader& loader);
 
   /// The weights as a state dict of named tensors (parameters and buffers), readable from Python

@@ -13,10 +13,12 @@
 #include <vector>
 
 #include "nas/api.hpp"
+#include "nas/scheduler.hpp"
 
 namespace nas {
 
 struct Evaluation;
+struct Job;
 
 /// Where a proposed architecture stands.
 enum class EvaluationStatus {
@@ -45,6 +47,23 @@ struct StoredEvaluation {
   std::string worker;                    ///< who evaluated it (host:pid)
   double proposed_at = 0, started_at = 0, finished_at = 0;  ///< seconds since the epoch; 0: not yet
   std::optional<std::int64_t> observed;  ///< the controller's step that learned from it (1: the first observe() call)
+  /// Multi-fidelity search: `reward` and the rest above are the child's first evaluation (what the
+  /// controller learns from); these, its highest fidelity reached (of a job that finished ok) and the
+  /// reward there. Without a scheduler: 0 and `reward`.
+  std::int64_t fidelity = 0;
+  std::optional<double> reward_reached;
+};
+
+/// One job of a child (its first evaluation, or a promotion to a higher fidelity).
+struct StoredJob {
+  Job job;
+  EvaluationStatus status = EvaluationStatus::pending;  ///< pending, ok, failed or cancelled
+  std::optional<double> reward;
+  std::optional<double> final_score;
+  std::string failure;
+  std::string worker;
+  double dispatched_at = 0;  ///< when the search handed it out (the scheduler's decision)
+  double started_at = 0, finished_at = 0;  ///< when the evaluator began and ended it; 0: not yet
 };
 
 class NAS_API SearchStore {
@@ -66,19 +85,28 @@ class NAS_API SearchStore {
   /// Marks a pending row ok or failed with its evaluation.
   void record_result(std::int64_t index, const Evaluation& evaluation, std::string_view worker, double started_at,
                      double finished_at);
+  /// A job dispatched at time `at`: pending until record_job.
+  void start_job(const Job& job, double at);
+  /// A pending job's result and, when it is its child's first (the row is pending), the row's: one
+  /// transaction. Returns whether it was the child's first.
+  bool record_job(const Job& job, const Evaluation& evaluation, std::string_view worker, double started_at,
+                  double finished_at);
+  /// Every job, by index and fidelity.
+  std::vector<StoredJob> jobs() const;
   /// Marks a pending row, at time `at`, as a copy of the finished row `from`.
   void record_reuse(std::int64_t index, std::int64_t from, double at);
   /// Marks finished rows as learned from by the controller's observe() call number `step`, and
   /// records what the controller reported of that call (Controller::learning_signals). One transaction.
   void record_observed(const std::vector<std::int64_t>& indices, std::int64_t step,
                        const std::map<std::string, double>& signals = {});
-  /// Marks every pending row cancelled.
+  /// Marks every pending row and job cancelled.
   void cancel_pending();
 
   std::vector<StoredEvaluation> evaluations() const;
   /// The row `index`; throws Error if there is none.
   StoredEvaluation evaluation(std::int64_t index) const;
-  /// The `k` best ok rows by reward, one per hash (the first evaluated of equal rewards first).
+  /// The `k` best ok rows, one per hash: by the fidelity reached, then by the reward there (the first
+  /// evaluated of equal rewards first).
   std::vector<StoredEvaluation> best(std::int64_t k) const;
   /// The first ok or failed row with this hash.
   std::optional<StoredEvaluation> first_evaluated(std::string_view hash) const;

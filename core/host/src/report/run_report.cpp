@@ -262,21 +262,24 @@ void top_architectures(Page& page, const fs::path& dir, const SearchStore& store
   const std::vector<StoredEvaluation> best = store.best(k);
   if (best.empty()) return;
   page.html(fmt::format("<h3>The {} best architectures</h3>\n", best.size()));
+  const bool fidelities = std::any_of(best.begin(), best.end(), [](const StoredEvaluation& e) { return e.fidelity > 0; });
   Table t{{"rank", "evaluation", "reward", "final score", "parameters", "multiply-adds", "seconds", "hash"}, {}, "top"};
+  if (fidelities) t.header.insert(t.header.begin() + 3, "fidelity");
   for (std::size_t i = 0; i < best.size(); ++i) {
     const StoredEvaluation& e = best[i];
     auto seconds = e.metrics.find("seconds");
-    t.rows.push_back({std::to_string(i + 1), fmt::format("<a href=\"#cell-{0}\">#{0}</a>", e.index), td_number(*e.reward),
-                      td_number(e.final_score.value_or(kNaN)), "<td class=\"num\">" + metric_of(e, "params") + "</td>",
+    t.rows.push_back({std::to_string(i + 1), fmt::format("<a href=\"#cell-{0}\">#{0}</a>", e.index),
+                      td_number(*e.reward_reached), td_number(e.final_score.value_or(kNaN)), "<td class=\"num\">" + metric_of(e, "params") + "</td>",
                       "<td class=\"num\">" + metric_of(e, "mult_adds") + "</td>",
                       td_number(seconds == e.metrics.end() ? kNaN : seconds->second), "<code>" + short_hash(e.hash) + "</code>"});
+    if (fidelities) t.rows.back().insert(t.rows.back().begin() + 3, "<td class=\"num\">" + std::to_string(e.fidelity) + "</td>");
   }
   page.table(t);
   for (std::size_t i = 0; i < best.size(); ++i) {
     const StoredEvaluation& e = best[i];
     page.html(fmt::format("<details id=\"cell-{0}\"{1}><summary>rank {2}: evaluation #{0}, reward {3}</summary>\n"
                           "<div class=\"cells\" data-evaluation=\"{0}\">{4}</div></details>\n",
-                          e.index, i < 3 ? " open" : "", i + 1, number(*e.reward),
+                          e.index, i < 3 ? " open" : "", i + 1, number(*e.reward_reached),
                           diagram_or_text(spaces, "search", e.genotype)));
   }
   std::vector<std::pair<std::string, fs::path>> curves;

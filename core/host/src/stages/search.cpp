@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "nas/files.hpp"
 #include "nas/controller.hpp"
 #include "nas/evaluator.hpp"
+#include "nas/scheduler.hpp"
 #include "nas/log.hpp"
 #include "nas/space.hpp"
 #include "nas/genotype_file.hpp"
@@ -47,7 +49,11 @@ class Progress {
   void finished(const StoredEvaluation& e, bool now) {
     ++finished_;
     if (now) ++finished_now_;
-    if (e.reward && (!best_ || *e.reward > *best_->reward)) best_ = e;
+    better(e.index, e.reward);
+  }
+  /// A result of any job (multi-fidelity: a promotion's too).
+  void better(std::int64_t index, const std::optional<double>& reward) {
+    if (reward && (!best_ || *reward > best_->second)) best_ = {index, *reward};
   }
 
   double seconds() const {
@@ -55,12 +61,11 @@ class Progress {
   }
   std::int64_t proposed_count() const { return proposed_; }
   std::int64_t finished_count() const { return finished_; }
-  const std::optional<StoredEvaluation>& best() const { return best_; }
 
   /// Why the search must stop now, or empty.
   std::string stop_reason(bool before_proposing) const {
-    if (best_ && budget_.target_reward > 0 && *best_->reward >= budget_.target_reward)
-      return fmt::format("reward {:.4f} reached the target {}", *best_->reward, budget_.target_reward);
+    if (best_ && budget_.target_reward > 0 && best_->second >= budget_.target_reward)
+      return fmt::format("reward {:.4f} reached the target {}", best_->second, budget_.target_reward);
     if (budget_.wall_time > 0 && seconds() >= budget_.wall_time)
       return fmt::format("wall time {} used", duration_text(budget_.wall_time));
     if (before_proposing && proposed_ >= budget_.evaluations)
@@ -71,17 +76,21 @@ class Progress {
   void report(const StoredEvaluation& e, double took) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double rate = finished_now_ / std::max(elapsed, 1e-9);  // per second, this process
-    std::string best = best_ ? fmt::format("{:.4f} (#{})", *best_->reward, best_->index) : "none";
     std::string result = e.reward ? fmt::format("{:.4f}", *e.reward) : "failed";
     if (e.status == EvaluationStatus::reused) result += fmt::format(" (reused #{})", *e.reused_from);
     if (e.status == EvaluationStatus::failed) log_.warn("#{} failed: {}", e.index, e.failure);
     std::string line = fmt::format("search: {}/{} · #{} {} · best {} · {:.1f}/min · ETA {}", finished_, budget_.evaluations,
-                                   e.index, result, best, 60 * rate,
+                                   e.index, result, best(), 60 * rate,
                                    rate > 0 ? duration_text((budget_.evaluations - finished_) / rate) : "?");
-    if (took >= 1.0)
-      log_.info("{} ({})", line, duration_text(took));  // slow evaluations: one line each, kept
-    else
-      log_.progress(line);
+    show(line, took);
+  }
+
+  /// A promotion's result (multi-fidelity).
+  void report(const Job& job, const Evaluation& evaluation, double took) {
+    if (!evaluation.reward) log_.warn("#{} failed at fidelity {}: {}", job.index, job.fidelity, evaluation.failure);
+    show(fmt::format("search: {}/{} · #{} at fidelity {}: {} · best {}", finished_, budget_.evaluations, job.index,
+                     job.fidelity, evaluation.reward ? fmt::format("{:.4f}", *evaluation.reward) : "failed", best()),
+         took);
   }
 
  private:
@@ -89,8 +98,16 @@ class Progress {
   Budget budget_;
   double seconds_before_;
   std::chrono::steady_clock::time_point start_;
+  std::string best() const { return best_ ? fmt::format("{:.4f} (#{})", best_->second, best_->first) : "none"; }
+  void show(const std::string& line, double took) {
+    if (took >= 1.0)
+      log_.info("{} ({})", line, duration_text(took));  // slow evaluations: one line each, kept
+    else
+      log_.progress(line);
+  }
+
   std::int64_t proposed_ = 0, finished_ = 0, finished_now_ = 0;
-  std::optional<StoredEvaluation> best_;
+  std::optional<std::pair<std::int64_t, double>> best_;  // index, reward: the best result of any job
 };
 
 std::function<double(double)> reward_transform(const std::string& name) {
@@ -107,11 +124,16 @@ void summarize(const SearchStore& store, const Space& space, const PluginChoice&
   for (const StoredEvaluation& e : rows) ++counts[e.status];
   const fs::path top_dir = context.run_dir / "top";
   auto [table, top] = write_ranked(store.best(top_k), space, space_choice, top_dir, context.run_dir.string());
+  std::int64_t promotions = 0;
+  for (const StoredJob& j : store.jobs())
+    if (j.status == EvaluationStatus::ok || j.status == EvaluationStatus::failed) ++promotions;
+  promotions -= counts[EvaluationStatus::ok] + counts[EvaluationStatus::failed];  // every child's first job
   nlohmann::ordered_json summary{{"stopped", why},
                                  {"evaluated", counts[EvaluationStatus::ok] + counts[EvaluationStatus::failed]},
                                  {"reused", counts[EvaluationStatus::reused]},
                                  {"failed", counts[EvaluationStatus::failed]},
                                  {"cancelled", counts[EvaluationStatus::cancelled]},
+                                 {"promotions", std::max<std::int64_t>(0, promotions)},
                                  {"top", top}};
   write_file(context.run_dir / "search.json", summary.dump(2) + "\n");
   context.log.info("search stopped: {}; {} evaluated ({} failed), {} repeats reused; best cells in {}:\n{}", why,
@@ -126,11 +148,16 @@ struct Settings {
   std::int64_t depth = 1;  // asynchronous: proposals unfinished at once
   bool reuse = true;
   std::function<double(double)> transform;
-  std::string space_key, controller_key;
+  std::string space_key, controller_key, scheduler_key;
   bool learning_signals = false;  // the controller's plugin has Controller::learning_signals (ABI 2.2)
 };
 
-/// The loop: the controller proposes, the dispatch evaluates, the controller observes.
+/// The loop: the controller proposes, the dispatch evaluates, the controller observes; the scheduler
+/// says at which fidelity each child is first evaluated and which go further (promotions), in the
+/// same slots. The controller learns from each child's first evaluation: the one fidelity every child
+/// of a rung reaches, so the rewards it compares were measured alike (a promoted child's higher
+/// reward says it trained longer as much as that it is better), and it learns without waiting for
+/// promotions that asynchronous schedulers may make at any later time.
 /// Synchronous: rounds of `batch` proposals, observed together in proposal order once all are done
 /// (the same architectures whatever the number of workers). Asynchronous: `depth` proposals
 /// unfinished at once; each result is observed as it arrives and a new proposal takes its place, so
@@ -139,10 +166,10 @@ struct Settings {
 /// count of observe() calls), which lets a resumed search replay them from the latest snapshot.
 class Search {
  public:
-  Search(Settings settings, const Space& space, Controller& controller, Dispatch& dispatch, SearchStore& store,
-         const StageContext& context)
-      : s_(std::move(settings)), space_(space), controller_(controller), dispatch_(dispatch), store_(store),
-        context_(context),
+  Search(Settings settings, const Space& space, Controller& controller, Scheduler& scheduler, Dispatch& dispatch,
+         SearchStore& store, const StageContext& context)
+      : s_(std::move(settings)), space_(space), controller_(controller), scheduler_(scheduler), dispatch_(dispatch),
+        store_(store), context_(context),
         progress_(context.log, s_.budget, std::stod(store.meta("seconds").value_or("0"))) {
     if (auto snapshot = store_.latest_snapshot()) {
       controller_.load_state(snapshot->state);
@@ -156,6 +183,13 @@ class Search {
     }
     next_index_ = history_.empty() ? 0 : history_.back().index + 1;
     replay();
+    // The scheduler's state is a function of the jobs started and their results: rebuilt from them.
+    for (const StoredJob& j : store_.jobs()) {
+      if (j.status == EvaluationStatus::cancelled) continue;
+      scheduler_.started(j.job);
+      if (j.status == EvaluationStatus::pending) interrupted_.push_back(j.job);
+      else scheduler_.finished(j.job, j.reward);
+    }
   }
 
   bool resumed() const { return !history_.empty(); }
@@ -165,14 +199,28 @@ class Search {
   /// Runs until a budget stops the search; returns why it stopped.
   std::string run() {
     const auto run_start = std::chrono::steady_clock::now();
+    std::set<std::int64_t> interrupted;  // the jobs the interruption left running start again as they were
+    for (const Job& job : interrupted_) interrupted.insert(job.index);
     for (const StoredEvaluation& e : std::exchange(history_, {})) {  // what the interruption left unfinished
-      if (e.status == EvaluationStatus::pending) start(e);
-      else if (e.status != EvaluationStatus::cancelled && !e.observed) ready_.push_back(e);
+      if (e.status == EvaluationStatus::cancelled) continue;
+      if (e.status != EvaluationStatus::reused) candidates_[e.index] = candidate(e);
+      if (e.status == EvaluationStatus::pending) {
+        ++unfinished_;
+        if (!interrupted.contains(e.index)) {
+          start(e);
+        } else {
+          first_pending_.insert(e.index);
+          if (s_.reuse) waiting_.try_emplace(e.hash);  // its repeats wait for it again
+        }
+      } else if (!e.observed) {
+        ready_.push_back(e);
+      }
     }
+    for (const Job& job : std::exchange(interrupted_, {})) dispatch(job, false);
     std::string why;
     for (;;) {
       if (!(why = progress_.stop_reason(false)).empty()) {  // wall time or target reward: stop now
-        if (unfinished_ > 0) dispatch_.cancel();
+        if (!running_.empty()) dispatch_.cancel();
         store_.cancel_pending();
         break;
       }
@@ -180,12 +228,16 @@ class Search {
         observe();
         continue;
       }
+      if (fill()) continue;
       if (const std::int64_t count = std::min(room(), s_.budget.evaluations - progress_.proposed_count()); count > 0) {
         propose(count);
         continue;
       }
-      if (unfinished_ == 0) {
+      if (running_.empty()) {
         why = progress_.stop_reason(true);
+        if (unfinished_ > 0 || why.empty())  // a scheduler that admits no child and promotes none while nothing runs
+          throw Error(fmt::format("search: the scheduler {} starts nothing while nothing runs ({} children wait)",
+                                  s_.scheduler_key, unfinished_));
         break;
       }
       wait_for_result();
@@ -204,11 +256,52 @@ class Search {
   }
 
  private:
-  // How many proposals may be made now.
-  std::int64_t room() const {
-    if (s_.asynchronous) return s_.depth - unfinished_;
+  // How many proposals may be made now. Asynchronous: one per slot that neither a child still
+  // waiting for its first result nor a promotion holds, while the scheduler admits new children.
+  std::int64_t room() {
+    if (s_.asynchronous)
+      return admission_.empty() && scheduler_.admit() ? s_.depth - unfinished_ - promoting() : 0;
     return unfinished_ == 0 && ready_.empty() ? s_.batch : 0;
   }
+  std::int64_t promoting() const {
+    std::int64_t n = 0;
+    for (const auto& [index, job] : running_) n += job.second ? 1 : 0;
+    return n;
+  }
+
+  // Starts jobs in free slots: the scheduler's promotions first, then children waiting for their
+  // first evaluation as far as it admits them. Returns whether it started any.
+  bool fill() {
+    bool any = false;
+    while (static_cast<std::int64_t>(running_.size()) < s_.depth) {
+      if (std::optional<Job> promotion = scheduler_.promotion()) {
+        dispatch(*promotion, true);
+      } else if (std::optional<std::int64_t> fidelity; !admission_.empty() && (fidelity = scheduler_.admit())) {
+        const std::int64_t index = admission_.front();
+        admission_.pop_front();
+        dispatch(Job{index, *fidelity}, true);
+      } else {
+        break;
+      }
+      any = true;
+    }
+    return any;
+  }
+
+  // Sends a job to the dispatch; `fresh`: not one the interruption left running (the store and the
+  // scheduler know those already).
+  void dispatch(const Job& job, bool fresh) {
+    if (fresh) {
+      store_.start_job(job, now_seconds());
+      scheduler_.started(job);
+    }
+    Candidate c = candidates_.at(job.index);
+    c.fidelity = job.fidelity;
+    running_[job.index] = {job.fidelity, !first_pending_.contains(job.index)};  // a promotion: its child has a result
+    dispatch_.submit(c);
+  }
+
+  static Candidate candidate(const StoredEvaluation& e) { return Candidate{e.index, e.decisions, e.genotype, e.hash}; }
   bool observable() const { return !ready_.empty() && (s_.asynchronous || unfinished_ == 0); }
 
   // The controller's proposals, decoded, hashed, stored as pending rows and started.
@@ -233,7 +326,11 @@ class Search {
     }
     store_.add_proposals(rows);
     progress_.proposed(count);
-    for (const StoredEvaluation& e : rows) start(e);
+    for (const StoredEvaluation& e : rows) {
+      candidates_[e.index] = candidate(e);
+      ++unfinished_;
+      start(e);
+    }
   }
 
   // Resuming: the restored controller makes again the proposals and observations stored after its
@@ -269,15 +366,15 @@ class Search {
     return proposals;
   }
 
-  // A pending row: reuses the stored result of the same architecture, waits for the same
-  // architecture already dispatched, or is dispatched.
+  // A pending row (counted in unfinished_): reuses the stored result of the same architecture,
+  // waits for the same architecture already started, or waits for a slot and the scheduler.
   void start(const StoredEvaluation& e) {
-    ++unfinished_;
     if (s_.reuse) {
       if (auto earlier = store_.first_evaluated(e.hash)) return reuse(e.index, earlier->index);
       if (auto [repeats, first] = waiting_.try_emplace(e.hash); !first) return repeats->second.push_back(e.index);
     }
-    dispatch_.submit(Candidate{e.index, e.decisions, e.genotype, e.hash});
+    first_pending_.insert(e.index);
+    admission_.push_back(e.index);
   }
 
   void wait_for_result() {
@@ -285,8 +382,17 @@ class Search {
     Finished f = dispatch_.next();
     waited_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
     evaluating_ += f.finished - f.started;
-    store_.record_result(f.index, f.evaluation, f.worker, f.started, f.finished);
-    finished(f.index, f.finished - f.started);
+    const Job job{f.index, running_.at(f.index).first};
+    running_.erase(f.index);
+    const bool first = store_.record_job(job, f.evaluation, f.worker, f.started, f.finished);
+    scheduler_.finished(job, f.evaluation.reward);
+    progress_.better(job.index, f.evaluation.reward);
+    if (first) {
+      first_pending_.erase(job.index);
+      finished(f.index, f.finished - f.started);
+    } else {
+      progress_.report(job, f.evaluation, f.finished - f.started);
+    }
   }
 
   void reuse(std::int64_t index, std::int64_t from) {
@@ -351,13 +457,19 @@ class Search {
   Settings s_;
   const Space& space_;
   Controller& controller_;
+  Scheduler& scheduler_;
   Dispatch& dispatch_;
   SearchStore& store_;
   const StageContext& context_;
   Progress progress_;
   std::vector<StoredEvaluation> history_;  // the store when the search started, until run() takes it up
   std::deque<StoredEvaluation> ready_;     // finished, not yet observed
-  std::map<std::string, std::vector<std::int64_t>> waiting_;  // hash dispatched -> rows waiting for its result
+  std::map<std::string, std::vector<std::int64_t>> waiting_;  // hash started -> rows waiting for its result
+  std::map<std::int64_t, Candidate> candidates_;  // every row that is or was evaluated, by index (promotions)
+  std::deque<std::int64_t> admission_;   // rows waiting for a slot and the scheduler, in index order
+  std::set<std::int64_t> first_pending_; // rows whose first job has not finished (waiting or running)
+  std::map<std::int64_t, std::pair<std::int64_t, bool>> running_;  // index -> fidelity, whether a promotion
+  std::vector<Job> interrupted_;         // resuming: jobs the interruption left running
   std::int64_t step_ = 0, next_index_ = 0, unfinished_ = 0, observed_since_snapshot_ = 0, evaluated_now_ = 0;
   double waited_ = 0, evaluating_ = 0;  // seconds, this process
 };
@@ -370,6 +482,15 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
   std::shared_ptr<const Space> space = make_space(stage, registry, context);
   const std::vector<Decision> decisions = space->decisions();
   auto controller = registry.create<Controller>(controller_choice.entry->name, controller_choice.params, context, {decisions});
+  const PluginChoice* scheduler_choice = stage.one("scheduler");
+  const std::string scheduler_name = scheduler_choice ? scheduler_choice->entry->name : "none";
+  auto scheduler = registry.create<Scheduler>(
+      scheduler_name, scheduler_choice ? scheduler_choice->params : default_params(registry.require("scheduler", "none").schema, "scheduler/none"),
+      context, {p.get<std::int64_t>("evaluations")});
+  if (scheduler->max_fidelity() > 0 && !evaluator_choice.entry->has(capability::multi_fidelity))
+    throw UsageError(fmt::format("search: scheduler/{} evaluates children at fidelities below the full one; {} cannot (it "
+                                 "does not declare {}); use an evaluator that does (train, synthetic, tabular) or "
+                                 "scheduler none", scheduler_name, evaluator_choice.entry->key, capability::multi_fidelity));
 
   // Workers evaluate when the run has them; this process only coordinates then.
   const std::int64_t workers = context.cluster ? context.cluster->world().size - 1 : 0;
@@ -385,15 +506,19 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
                     reward_transform(p.get<std::string>("reward_transform")),
                     space_choice.entry->key,
                     controller_choice.entry->key,
+                    "scheduler/" + scheduler_name,
                     controller_choice.entry->plugin->abi_minor >= 2};
   const std::string schedule = settings.asynchronous
                                    ? fmt::format("asynchronous, {} in flight", settings.depth)
                                    : fmt::format("synchronous rounds of {}", settings.batch);
   const Budget budget = settings.budget;
   SearchStore store(context.run_dir / "search.sqlite");
-  Search search(std::move(settings), *space, *controller, *dispatch, store, context);
-  context.log.info("search: {} ({} decisions), {}, {}{}, {}; budget {} evaluations{}{}{}", space_choice.entry->key,
+  Search search(std::move(settings), *space, *controller, *scheduler, *dispatch, store, context);
+  context.log.info("search: {} ({} decisions), {}, {}{}{}, {}; budget {} evaluations{}{}{}", space_choice.entry->key,
                    decisions.size(), controller_choice.entry->key, evaluator_choice.entry->key,
+                   scheduler->max_fidelity() > 0 ? fmt::format(", scheduler/{} up to fidelity {}", scheduler_name,
+                                                               scheduler->max_fidelity())
+                                                 : "",
                    workers > 0 ? fmt::format(" on {} workers", workers) : "", schedule, budget.evaluations,
                    budget.wall_time > 0 ? fmt::format(", {}", duration_text(budget.wall_time)) : "",
                    budget.target_reward > 0 ? fmt::format(", target reward {}", budget.target_reward) : "",
@@ -425,14 +550,16 @@ std::pair<std::string, nlohmann::ordered_json> write_ranked(const std::vector<St
   for (std::size_t i = 0; i < ranked.size(); ++i) {
     const StoredEvaluation& e = ranked[i];
     const fs::path file = dir / fmt::format("{}.genotype", i + 1);
-    write_file(file, fmt::format("# rank {} of {}: reward {:.6f}, evaluation #{}, hash {}\n", i + 1, source, *e.reward,
-                                 e.index, e.hash) +
+    const std::string at = e.fidelity > 0 ? fmt::format(" at fidelity {}", e.fidelity) : "";
+    write_file(file, fmt::format("# rank {} of {}: reward {:.6f}{}, evaluation #{}, hash {}\n", i + 1, source,
+                                 *e.reward_reached, at, e.index, e.hash) +
                          space_comment(space_choice) + space.canonical(e.genotype, file.string()));
     auto params = e.metrics.find("params");
-    table += fmt::format("{:>4}  {:>6}  {:>8.4f}  {:>8}  {:>9}  {}\n", i + 1, fmt::format("#{}", e.index), *e.reward,
+    table += fmt::format("{:>4}  {:>6}  {:>8.4f}  {:>8}  {:>9}  {}{}\n", i + 1, fmt::format("#{}", e.index), *e.reward_reached,
                          e.final_score ? fmt::format("{:.4f}", *e.final_score) : "-",
-                         params != e.metrics.end() ? fmt::format("{:.3f}M", params->second / 1e6) : "-", e.hash);
-    list.push_back({{"rank", i + 1}, {"index", e.index}, {"hash", e.hash}, {"reward", *e.reward},
+                         params != e.metrics.end() ? fmt::format("{:.3f}M", params->second / 1e6) : "-", e.hash, at);
+    list.push_back({{"rank", i + 1}, {"index", e.index}, {"hash", e.hash}, {"reward", *e.reward_reached},
+                    {"fidelity", e.fidelity},
                     {"final_score", e.final_score ? nlohmann::json(*e.final_score) : nlohmann::json()},
                     {"metrics", e.metrics}, {"file", file.string()}});
   }
@@ -464,7 +591,9 @@ StageDef search() {
                 Slot{"controller", "controller", true, false, "proposes architectures"},
                 Slot{"evaluator", "evaluator", true, false, "rewards them"},
                 Slot{"dataset", "dataset", false, false, "the data evaluators train on (evaluator/train)"},
-                Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"}},
+                Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"},
+                Slot{"scheduler", "scheduler", false, false,
+                     "multi-fidelity: which children train further, which stop early (default none: all in full)"}},
       .run = run,
       .serve = serve_search,
       .evaluator = search_evaluator,

@@ -30,7 +30,7 @@ namespace {
 // or done (its result recorded; a second result for it is dropped). Workers never pick tasks
 // themselves: the coordinator hands each one to an idle worker, so no task can be lost between a
 // worker taking it and saying so. Keys of queue Q, under the cluster's prefix:
-//   Q/events             mailbox, workers -> coordinator: {"idle", worker} and {"result", worker, index, ...}
+//   Q/events             mailbox, workers -> coordinator: {"idle", worker} and {"result", worker, index, fidelity, ...}
 //   Q/assign/<worker>    mailbox, coordinator -> that worker: {"task", candidate} or {"close"}
 //   Q/done               set when the coordinator closes the queue (for workers it never heard of)
 //   heartbeat/<worker>   Unix seconds, written every second by a thread of the worker
@@ -120,8 +120,8 @@ class QueueDispatch final : public Dispatch {
   }
 
   void submit(const Candidate& candidate) override {
-    pending_.push_back({candidate.index, to_json(candidate).dump()});
-    in_flight_.insert(candidate.index);
+    pending_.push_back({{candidate.index, candidate.fidelity}, to_json(candidate).dump()});
+    in_flight_.insert({candidate.index, candidate.fidelity});
     assign();
   }
 
@@ -145,8 +145,11 @@ class QueueDispatch final : public Dispatch {
   }
 
  private:
+  // A task is a candidate at a fidelity: a child promoted to a higher one is another task, and a
+  // late result of its earlier one (a lease handed out twice) must not pass for the new one's.
+  using TaskId = std::pair<std::int64_t, std::int64_t>;  // index, fidelity
   struct Task {
-    std::int64_t index;
+    TaskId id;
     std::string json;
   };
   struct Lease {
@@ -167,11 +170,11 @@ class QueueDispatch final : public Dispatch {
     w.requests = event.value("requests", w.requests);
     live_since_ = std::chrono::steady_clock::now();
     if (event.at("type") == "result") {
-      const std::int64_t index = event.at("index");
+      const TaskId id{event.at("index"), event.at("fidelity")};
       ++results_;
-      if (auto lease = leases_.find(index); lease != leases_.end() && lease->second.worker == worker) leases_.erase(lease);
-      if (in_flight_.erase(index))  // the first result counts: a task handed out twice, or cancelled, is not returned again
-        ready_.push_back(Finished{index, evaluation_from_json(event.at("evaluation")), worker, event.at("started"),
+      if (auto lease = leases_.find(id); lease != leases_.end() && lease->second.worker == worker) leases_.erase(lease);
+      if (in_flight_.erase(id))  // the first result counts: a task handed out twice, or cancelled, is not returned again
+        ready_.push_back(Finished{id.first, evaluation_from_json(event.at("evaluation")), worker, event.at("started"),
                                   event.at("finished")});
     }
     assign();
@@ -180,13 +183,13 @@ class QueueDispatch final : public Dispatch {
   // Hands queued tasks to idle workers, one each.
   void assign() {
     for (auto& [worker, w] : workers_) {
-      while (!pending_.empty() && !in_flight_.count(pending_.front().index)) pending_.pop_front();  // cancelled
+      while (!pending_.empty() && !in_flight_.count(pending_.front().id)) pending_.pop_front();  // cancelled
       if (pending_.empty()) return;
       if (!w.idle || w.lost) continue;
       Task task = std::move(pending_.front());
       pending_.pop_front();
       Mailbox(store_, keys_.assign(worker)).post(nlohmann::json{{"type", "task"}, {"task", task.json}}.dump());
-      leases_[task.index] = {worker, std::move(task)};
+      leases_[task.id] = {worker, std::move(task)};
       w.idle = false;
     }
   }
@@ -234,7 +237,7 @@ class QueueDispatch final : public Dispatch {
         ++it;
         continue;
       }
-      if (in_flight_.count(it->first)) log_.warn("evaluation #{} goes to another worker", it->first);
+      if (in_flight_.count(it->first)) log_.warn("evaluation #{} goes to another worker", it->first.first);
       pending_.push_front(std::move(it->second.task));
       it = leases_.erase(it);
     }
@@ -266,8 +269,8 @@ class QueueDispatch final : public Dispatch {
   std::int64_t results_ = 0;
   std::map<std::string, Worker> workers_;
   std::deque<Task> pending_;
-  std::map<std::int64_t, Lease> leases_;
-  std::set<std::int64_t> in_flight_;  // submitted, no result returned yet
+  std::map<TaskId, Lease> leases_;
+  std::set<TaskId> in_flight_;        // submitted, no result returned yet
   std::deque<Finished> ready_;        // results for next() to return
   Ticker ticker_;                     // last: it rings events_ from its own thread
 };
@@ -289,11 +292,13 @@ class QueueDispatch final : public Dispatch {
 }  // namespace
 
 nlohmann::json to_json(const Candidate& c) {
-  return {{"index", c.index}, {"decisions", c.decisions}, {"genotype", c.genotype}, {"hash", c.hash}};
+  return {{"index", c.index}, {"decisions", c.decisions}, {"genotype", c.genotype}, {"hash", c.hash},
+          {"fidelity", c.fidelity}};
 }
 
 Candidate candidate_from_json(const nlohmann::json& j) {
-  return Candidate{j.at("index"), j.at("decisions").get<std::vector<std::int64_t>>(), j.at("genotype"), j.at("hash")};
+  return Candidate{j.at("index"), j.at("decisions").get<std::vector<std::int64_t>>(), j.at("genotype"), j.at("hash"),
+                   j.at("fidelity")};
 }
 
 nlohmann::json to_json(const Evaluation& e) {
@@ -363,7 +368,8 @@ void serve(const Cluster& cluster, const std::string& queue, Evaluator& evaluato
         const Candidate c = candidate_from_json(nlohmann::json::parse(m.at("task").get<std::string>()));
         const double started = now_seconds();
         const Evaluation e = evaluator.evaluate(c);
-        events.post(nlohmann::json{{"type", "result"}, {"worker", name}, {"index", c.index}, {"started", started},
+        events.post(nlohmann::json{{"type", "result"}, {"worker", name}, {"index", c.index}, {"fidelity", c.fidelity},
+                                   {"started", started},
                                    {"finished", now_seconds()}, {"evaluation", to_json(e)},
                                    {"requests", requests()}}.dump());
         ++evaluated;

@@ -13,9 +13,11 @@
  * families, capabilities). Minor versions add to what plugins may use. 2.1: presets of any plugin's
  * own parameters (Registrar::add's presets, Entry::presets). 2.2: Controller::learning_signals (the
  * host calls it only on controllers of plugins built for 2.2 or later: older vtables lack it), and an
- * evaluator's Context::run_dir is its stage's folder (RUN_DIR/<stage>/; older ones keep RUN_DIR). */
+ * evaluator's Context::run_dir is its stage's folder (RUN_DIR/<stage>/; older ones keep RUN_DIR).
+ * 2.3: the scheduler kind (multi-fidelity search) and Candidate::fidelity, appended to Candidate (which
+ * the host allocates: older evaluators read the fields before it unchanged, and get no fidelity). */
 #define NAS_ABI_MAJOR 2u
-#define NAS_ABI_MINOR 2u
+#define NAS_ABI_MINOR 3u
 #define NAS_PLUGIN_ENTRY_SYMBOL "nas_plugin_entry"
 
 #ifdef __cplusplus

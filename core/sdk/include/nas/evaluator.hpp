@@ -25,6 +25,10 @@ struct Candidate {
   std::vector<std::int64_t> decisions;   ///< as the controller proposed them
   std::string genotype;                  ///< the space's text for them
   std::string hash;                      ///< architecture_hash: equal for architectures that build the same network
+  /// Multi-fidelity search (ABI 2.3; only for evaluators declaring capability multi_fidelity): evaluate
+  /// to this fidelity, in the evaluator's unit (train: epochs), continuing from what an earlier
+  /// evaluation of the same index reached. 0: in full, as without a scheduler.
+  std::int64_t fidelity = 0;
 };
 
 struct Evaluation {

@@ -43,6 +43,9 @@ inline constexpr std::string_view trains_recipe = "trains_recipe";
 /// An evaluator that builds the space's networks without the recipe (e.g. evaluator/proxy): its
 /// section takes the space's model parameters too, as a trains_recipe evaluator's does.
 inline constexpr std::string_view builds_networks = "builds_networks";
+/// An evaluator that evaluates to a Candidate::fidelity below its full budget and continues a child
+/// from a lower one (train: epochs, from the child's checkpoint): a search's scheduler needs one.
+inline constexpr std::string_view multi_fidelity = "multi_fidelity";
 /// An op that drop path leaves alone (TF's NASNet never drops identity paths, whatever their stride).
 inline constexpr std::string_view no_drop_path = "no_drop_path";
 }  // namespace capability

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Multi-fidelity against full evaluation with real training: the quickstart's children (Fashion-MNIST,
+a 1@32 NASNet network of 3-block cells) trained for up to EPOCHS epochs, the same controller and seeds,
+with `scheduler: none` (CHILDREN children, each EPOCHS epochs) and `scheduler: asha` (3 x CHILDREN
+children on rungs of EPOCHS/9, EPOCHS/3 and EPOCHS epochs), the two interleaved seed by seed.
+
+For each run: the best validation accuracy of a child trained in full (EPOCHS epochs: the only
+accuracies that compare) against the search's wall time. Reported per seed: each arm's final best, its
+wall time, and the time ASHA took to first reach none's final best (or within --tolerance of it), as
+a share of none's time. The issue's target: the same best accuracy in at most half the wall time.
+
+usage: bench/multi_fidelity.py [BUILD_DIR] [--seeds 0 1] [--children 12] [--epochs 9] [--threads 2]
+"""
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+
+
+def run(host, config, run_dir, overrides, threads):
+    subprocess.run([host, "run", config, "--run-dir", run_dir, "--threads", str(threads)] + overrides, check=True,
+                   capture_output=True, text=True)
+    db = sqlite3.connect(os.path.join(run_dir, "search.sqlite"))
+    start = db.execute("SELECT min(dispatched_at) FROM jobs").fetchone()[0]
+    end = db.execute("SELECT max(finished_at) FROM jobs").fetchone()[0]
+    curve, best = [], None
+    for finished, reward, fidelity in db.execute(
+            "SELECT finished_at, reward, fidelity FROM jobs WHERE status = 'ok' ORDER BY finished_at"):
+        if fidelity in (0, EPOCHS) and (best is None or reward > best):
+            best = reward
+            curve.append((finished - start, best))
+    return {"seconds": end - start, "best": best, "curve": curve,
+            "jobs": db.execute("SELECT count(*) FROM jobs").fetchone()[0]}
+
+
+def main():
+    global EPOCHS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build_dir", nargs="?", default="build/release")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--children", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tolerance", type=float, default=0.0)
+    parser.add_argument("--keep", help="keep the runs in this folder")
+    args = parser.parse_args()
+    EPOCHS = args.epochs
+    host = os.path.abspath(os.path.join(args.build_dir, "bin", "nas-host"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = os.path.join(root, "configs", "quickstart.yaml")
+    common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0", "search.controller.plugin=evolution",
+              "search.controller.population=6", "search.controller.sample=3", "search.schedule=async"]
+    arms = {
+        "none": [f"search.evaluations={args.children}"],
+        "asha": [f"search.evaluations={3 * args.children}", "search.scheduler.plugin=asha",
+                 f"search.scheduler.min_fidelity={max(1, EPOCHS // 9)}", f"search.scheduler.max_fidelity={EPOCHS}",
+                 "search.scheduler.reduction=3"],
+    }
+    scratch = args.keep or tempfile.mkdtemp()
+    results = {}
+    for seed in args.seeds:
+        for arm, overrides in arms.items():  # interleaved: both arms of a seed back to back
+            run_dir = os.path.join(scratch, f"{arm}-{seed}")
+            results[(arm, seed)] = run(host, config, run_dir, common + overrides + [f"experiment.seed={seed}"],
+                                       args.threads)
+            r = results[(arm, seed)]
+            print(f"seed {seed} {arm}: best {r['best']:.4f} in {r['seconds']:.0f} s ({r['jobs']} jobs)", flush=True)
+    print(f"\n{'seed':>4}  {'none best':>9}  {'none s':>7}  {'asha best':>9}  {'asha s':>7}  {'asha to none best':>18}")
+    shares = []
+    for seed in args.seeds:
+        none, asha = results[("none", seed)], results[("asha", seed)]
+        reached = next((t for t, b in asha["curve"] if b >= none["best"] - args.tolerance), None)
+        share = reached / none["seconds"] if reached is not None else None
+        if share is not None:
+            shares.append(share)
+        print(f"{seed:>4}  {none['best']:>9.4f}  {none['seconds']:>7.0f}  {asha['best']:>9.4f}  {asha['seconds']:>7.0f}  "
+              + (f"{reached:>7.0f} s = {share:.2f}x" if share is not None else "not reached".rjust(18)))
+    print(json.dumps({"reached": len(shares), "seeds": len(args.seeds),
+                      "mean_share_of_none_time": sum(shares) / len(shares) if shares else None}))
+
+
+if __name__ == "__main__":
+    main()
