@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "nas/abi.h"
 #include "support.hpp"
 
 namespace fs = std::filesystem;
@@ -35,7 +36,7 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, VersionAndHelp) {
   Result r = host("--version");
   EXPECT_EQ(r.code, 0);
-  EXPECT_THAT(r.output, HasSubstr("plugin ABI 2.2"));
+  EXPECT_THAT(r.output, HasSubstr(fmt::format("plugin ABI {}.{}", NAS_ABI_MAJOR, NAS_ABI_MINOR)));
   for (const char* command : {"--help", "run --help", "plugins --help", "plugins list --help", "plugins describe --help"}) {
     Result help = host(command);
     EXPECT_EQ(help.code, 0) << command;

@@ -18,6 +18,7 @@
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace {
 
@@ -202,6 +203,46 @@ TEST_P(ResumeTest, AKilledSearchResumesWithNothingLostOrRepeated) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, ResumeTest, ::testing::Values("async", "sync"));
+
+// Pre-screening as a user runs it: evolution's initial population is the best of its warm-up by the
+// screen (a zero-cost proxy in the coordinator), the same for a seed, and a resumed search proposes
+// what the uninterrupted one did. A screen no controller option uses is warned about; a warm-up
+// without a screen is a config error.
+TEST_F(SearchTest, EvolutionWarmedUpByAProxyIsDeterministicAndResumes) {
+  auto r = host(fmt::format("run {} --run-dir a", config("search_screened")));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("screen: 60 architectures scored by evaluator/proxy"));
+  ASSERT_EQ(host(fmt::format("run {} --run-dir b", config("search_screened"))).code, 0);
+  EXPECT_EQ(trajectory(rows("a")), trajectory(rows("b")));
+
+  // Killed in its first round (the warm-up's): the resumed controller scores the warm-up again and
+  // proposes what it did before; nothing finished is evaluated again.
+  const std::string slow = fmt::format("{} search.evaluator.seconds=0.1", config("search_screened"));
+  const pid_t pid = nas::test::start_host(dir_, fmt::format("run {} --run-dir killed", slow), "killed.log");
+  const fs::path store = dir_ / "killed" / "search.sqlite";
+  auto finished = [&] {
+    if (!fs::exists(store)) return std::size_t{0};
+    std::size_t n = 0;
+    for (const auto& e : nas::SearchStore(store).evaluations()) n += e.status != nas::EvaluationStatus::pending;
+    return n;
+  };
+  while (finished() < 3 && nas::test::running(pid)) usleep(20000);
+  kill(pid, SIGKILL);
+  nas::test::wait_until_gone(pid);
+  ASSERT_LT(finished(), 10u) << "killed after the warm-up's round";
+  auto resumed = host("run --resume killed");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, Not(HasSubstr("proposes differently")));
+  EXPECT_EQ(trajectory(rows("killed")), trajectory(rows("a")));
+
+  auto unused = host(fmt::format("run {} --run-dir d 'search.controller={{plugin: random}}'", config("search_screened")));
+  ASSERT_EQ(unused.code, 0) << unused.output;
+  EXPECT_THAT(unused.output, HasSubstr("controller/random never asked the screen (evaluator/proxy) to score anything"));
+
+  auto missing = host(fmt::format("run {} --run-dir e search.screen=null", config("search_screened")));
+  EXPECT_EQ(missing.code, 2) << missing.output;
+  EXPECT_THAT(missing.output, HasSubstr("warmup_candidates needs the search's `screen`"));
+}
 
 TEST_F(SearchTest, PpoOnNasBench201FindsAGoodCell) {
   const fs::path tables = fs::path(NAS_SOURCE_DIR) / "../shared/data/nasbench201";

@@ -138,6 +138,86 @@ TEST_F(ControllerTest, PolicyGradientRefusesAStateThatDoesNotFit) {
   }
 }
 
+// Pre-screening with a screen that records what it is asked and scores an architecture by the sum of
+// its decisions, with every 5th sum unscored (a proxy that failed): what the controllers propose
+// follows from the samples it saw, computed here independently.
+class ScreenTest : public ControllerTest {
+ protected:
+  std::unique_ptr<nas::Controller> screened(const std::string& name, Changes options, std::uint64_t seed = 4) {
+    nas::Context context{.log = log_, .seed = seed, .registry = &plugins()};
+    nas::Screen screen = [this](const std::vector<std::vector<std::int64_t>>& batch) {
+      asked_.push_back(batch);
+      std::vector<std::optional<double>> scores;
+      for (const auto& d : batch) scores.push_back(score_of(d));
+      return scores;
+    };
+    return plugins().create<nas::Controller>(name, params("controller/" + name, std::move(options)), context,
+                                             {decisions_, screen});
+  }
+  static std::optional<double> score_of(const std::vector<std::int64_t>& d) {
+    const auto sum = std::accumulate(d.begin(), d.end(), std::int64_t{0});
+    return sum % 5 == 0 ? std::nullopt : std::optional<double>(static_cast<double>(sum));
+  }
+  // Best first: higher scores, ties in the order given, unscored last.
+  static std::vector<std::vector<std::int64_t>> best_first(std::vector<std::vector<std::int64_t>> all) {
+    std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+      const auto x = score_of(a), y = score_of(b);
+      return x && (!y || *x > *y);
+    });
+    return all;
+  }
+  std::vector<std::vector<std::vector<std::int64_t>>> asked_;
+};
+
+TEST_F(ScreenTest, RandomSearchProposesTheBestOfEachGroupOfCandidates) {
+  auto c = screened("random", {{"screen_candidates", std::int64_t{6}}});
+  std::vector<nas::Proposal> proposals = c->propose(4);
+  ASSERT_EQ(asked_.size(), 1u);
+  ASSERT_EQ(asked_[0].size(), 24u) << "six samples scored for each of four proposals, in one call";
+  for (std::size_t i = 0; i < proposals.size(); ++i) {
+    std::vector<std::vector<std::int64_t>> group(asked_[0].begin() + 6 * i, asked_[0].begin() + 6 * (i + 1));
+    EXPECT_EQ(proposals[i].decisions, best_first(group).front()) << "proposal " << i;
+  }
+  // The samples are the unscreened controller's: the same generator, drawn in the same order.
+  std::vector<std::vector<std::int64_t>> plain;
+  for (const nas::Proposal& p : make("random", 4, decisions_)->propose(24)) plain.push_back(p.decisions);
+  EXPECT_EQ(asked_[0], plain);
+}
+
+TEST_F(ScreenTest, EvolutionStartsFromTheBestOfItsWarmupByTheScreen) {
+  const Changes options{{"population", std::int64_t{8}}, {"sample", std::int64_t{3}}, {"warmup_candidates", std::int64_t{40}}};
+  auto c = screened("evolution", options);
+  const auto first = trajectory(*c, 2, 5);  // 10 proposals: the 8 of the population, then 2 mutations
+  ASSERT_EQ(asked_.size(), 1u) << "the warm-up is scored once";
+  ASSERT_EQ(asked_[0].size(), 40u);
+  const auto ranked = best_first(asked_[0]);
+  EXPECT_EQ(std::vector(first.begin(), first.begin() + 8), std::vector(ranked.begin(), ranked.begin() + 8));
+
+  // A state saved in the middle of the warm-up continues as the original does (the warm-up is scored again).
+  auto original = screened("evolution", options), restored = screened("evolution", options);
+  trajectory(*original, 1, 3);
+  restored->load_state(original->save_state());
+  EXPECT_EQ(trajectory(*restored, 3, 5), trajectory(*original, 3, 5));
+  EXPECT_EQ(trajectory(*screened("evolution", options), 2, 5), first) << "deterministic for a seed";
+}
+
+TEST_F(ScreenTest, ScreeningWithoutAScreenIsAConfigError) {
+  nas::Context context{.log = log_, .seed = 1, .registry = &plugins()};
+  auto fails = [&](const std::string& name, Changes options, const std::string& expected) {
+    try {
+      plugins().create<nas::Controller>(name, params("controller/" + name, std::move(options)), context, {decisions_});
+      ADD_FAILURE() << name << " made without a screen";
+    } catch (const nas::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  };
+  fails("random", {{"screen_candidates", std::int64_t{4}}}, "screen_candidates is 4 but the search has no `screen`");
+  fails("evolution", {{"population", std::int64_t{8}}, {"sample", std::int64_t{3}}, {"warmup_candidates", std::int64_t{40}}},
+        "warmup_candidates needs the search's `screen`");
+  fails("evolution", {{"population", std::int64_t{8}}, {"sample", std::int64_t{3}}, {"warmup_candidates", std::int64_t{5}}},
+        "warmup_candidates (5) is smaller than population (8)");
+}
+
 TEST_F(ControllerTest, SameSeedSameTrajectoryOtherSeedAnother) {
   for (const std::string& name : kControllers) {
     auto a = make(name, 11, decisions_), b = make(name, 11, decisions_), c = make(name, 12, decisions_);

@@ -47,7 +47,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BrokenCase{"no_entry", "libnas_test_no_entry.so", "has no entry symbol 'nas_plugin_entry'"},
         BrokenCase{"abi_major", "libnas_test_abi_major.so", "ABI 3.0, host supports 2.x"},
-        BrokenCase{"abi_minor", "libnas_test_abi_minor.so", "ABI 2.4 is newer than the host's 2.3"},
+        BrokenCase{"abi_minor", "libnas_test_abi_minor.so", "ABI 2.5 is newer than the host's 2.4"},
         BrokenCase{"fingerprint", "libnas_test_fingerprint.so",
                    std::string("built as 'gcc1;cxx11abi=0;torch=0.0.0', host is '") + nas::host_fingerprint() + "'"},
         BrokenCase{"throws", "libnas_test_throws.so", "registration failed: boom while registering"},

@@ -1,4 +1,7 @@
 // Helpers for controllers over decision vectors (nas/controller.hpp).
+#include <algorithm>
+#include <numeric>
+
 #include <fmt/format.h>
 
 #include "nas/controller.hpp"
@@ -26,6 +29,16 @@ std::vector<std::int64_t> mutate_decisions(const std::vector<Decision>& decision
   std::int64_t other = std::uniform_int_distribution<std::int64_t>(0, decisions[at].choices - 2)(rng);
   values[at] = other >= values[at] ? other + 1 : other;
   return values;
+}
+
+std::vector<std::size_t> screen_order(const std::vector<std::optional<double>>& scores) {
+  std::vector<std::size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (scores[a].has_value() != scores[b].has_value()) return scores[a].has_value();
+    return scores[a] && *scores[a] > *scores[b];
+  });
+  return order;
 }
 
 }  // namespace nas

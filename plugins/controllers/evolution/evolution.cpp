@@ -1,7 +1,9 @@
 // controller/evolution: regularized (aging) evolution (Real et al. 2019). The first `population`
 // proposals are uniform; after that each proposal is the best of `sample` members drawn from the
 // population, with one decision mutated. Observed architectures join the population and the oldest
-// leaves, whatever its reward.
+// leaves, whatever its reward. With `warmup_candidates` W, the first `population` proposals are
+// instead the best `population` of W uniform samples by the search's screen (a zero-cost proxy),
+// best first: an initial population chosen without training W architectures.
 #include <algorithm>
 #include <deque>
 #include <random>
@@ -18,12 +20,16 @@ namespace {
 struct Options {
   std::int64_t population = 50;
   std::int64_t sample = 10;
+  std::int64_t warmup_candidates = 0;
 
   static auto fields() {
     return std::tuple{
         nas::field("population", &Options::population).at_least(1).help("members kept (the first this many proposals "
                                                                           "are random)"),
-        nas::field("sample", &Options::sample).at_least(1).help("tournament size: members drawn to pick a parent")};
+        nas::field("sample", &Options::sample).at_least(1).help("tournament size: members drawn to pick a parent"),
+        nas::field("warmup_candidates", &Options::warmup_candidates).range(0, 10000000).help(
+            "the first `population` proposals are the best of this many uniform samples by the search's `screen` "
+            "(0: uniform, no screening)")};
   }
 };
 
@@ -34,12 +40,21 @@ struct Member {
 
 class EvolutionController final : public nas::Controller {
  public:
-  EvolutionController(std::vector<nas::Decision> decisions, Options options, std::uint64_t seed)
+  EvolutionController(std::vector<nas::Decision> decisions, Options options, nas::Screen screen, std::uint64_t seed)
       : decisions_(std::move(decisions)), population_size_(options.population), sample_(options.sample),
+        warmup_candidates_(options.warmup_candidates), screen_(std::move(screen)), seed_(seed),
         rng_(nas::generator(seed, nas::stream("controller"), 0)) {
     if (sample_ > population_size_)
       throw nas::UsageError(fmt::format("controller/evolution: sample ({}) is larger than population ({})", sample_,
                                         population_size_));
+    if (warmup_candidates_ > 0 && warmup_candidates_ < population_size_)
+      throw nas::UsageError(fmt::format("controller/evolution: warmup_candidates ({}) is smaller than population ({}): "
+                                        "the initial population is chosen among them", warmup_candidates_,
+                                        population_size_));
+    if (warmup_candidates_ > 0 && !screen_)
+      throw nas::UsageError("controller/evolution: warmup_candidates needs the search's `screen` to rank them; add e.g. "
+                            "`screen: {plugin: proxy, proxy: synflow}` to the search section, or set warmup_candidates "
+                            "to 0");
   }
 
   std::vector<nas::Proposal> propose(std::int64_t count) override {
@@ -47,8 +62,7 @@ class EvolutionController final : public nas::Controller {
     for (std::int64_t i = 0; i < count; ++i) {
       // Until the population is full (or while every evaluation failed), explore uniformly.
       if (random_proposals_ < population_size_ || population_.empty()) {
-        ++random_proposals_;
-        out.push_back({nas::sample_decisions(decisions_, rng_), {}});
+        out.push_back({initial(random_proposals_++), {}});
         continue;
       }
       std::uniform_int_distribution<std::size_t> pick(0, population_.size() - 1);
@@ -122,8 +136,26 @@ class EvolutionController final : public nas::Controller {
   }
 
  private:
+  // The i-th proposal of the initial population: uniform, or the i-th best by the screen of the
+  // warm-up's samples. Those come from a generator of their own, so the warm-up is a function of the
+  // seed alone: a restored state computes it again rather than carry it.
+  std::vector<std::int64_t> initial(std::int64_t i) {
+    if (warmup_candidates_ == 0 || i >= population_size_) return nas::sample_decisions(decisions_, rng_);
+    if (warmup_.empty()) {
+      std::mt19937_64 rng = nas::generator(seed_, nas::stream("warmup"), 0);
+      std::vector<std::vector<std::int64_t>> samples;
+      for (std::int64_t k = 0; k < warmup_candidates_; ++k) samples.push_back(nas::sample_decisions(decisions_, rng));
+      for (std::size_t at : nas::screen_order(screen_(samples))) warmup_.push_back(std::move(samples[at]));
+      warmup_.resize(static_cast<std::size_t>(population_size_));
+    }
+    return warmup_[static_cast<std::size_t>(i)];
+  }
+
   std::vector<nas::Decision> decisions_;
-  std::int64_t population_size_, sample_;
+  std::int64_t population_size_, sample_, warmup_candidates_;
+  nas::Screen screen_;
+  std::uint64_t seed_;
+  std::vector<std::vector<std::int64_t>> warmup_;  // the screened initial population, best first; computed on first use
   std::mt19937_64 rng_;
   std::int64_t random_proposals_ = 0;
   std::deque<Member> population_;
@@ -133,7 +165,8 @@ void register_all(nas::Registrar& r) {
   r.add<nas::Controller>(
       "evolution", "regularized (aging) evolution: tournament selection, mutate one decision, the oldest dies",
       nas::schema_of<Options>(), [](const nas::Params& p, const nas::Context& context, const nas::ControllerArgs& args) {
-        return std::make_unique<EvolutionController>(args.decisions, nas::options_from<Options>(p), context.seed);
+        return std::make_unique<EvolutionController>(args.decisions, nas::options_from<Options>(p), args.screen,
+                                                     context.seed);
       });
 }
 

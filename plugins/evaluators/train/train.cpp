@@ -31,6 +31,13 @@ class TrainEvaluator final : public nas::Evaluator {
   }
 
   nas::Evaluation evaluate(const nas::Candidate& candidate) override {
+    // A fidelity this evaluator cannot give is the config's fault, not the child's: it stops the search.
+    const std::int64_t epochs = nas::options_from<nas::TrainOptions>(recipe_).epochs;
+    if (candidate.fidelity > epochs)
+      throw nas::UsageError(fmt::format("evaluator/train: fidelity {} is more than the recipe's {} epochs; set the "
+                                        "scheduler's max_fidelity to at most epochs", candidate.fidelity, epochs));
+    if (candidate.fidelity > 0 && context_.run_dir.empty())
+      throw nas::UsageError("evaluator/train: multi-fidelity needs a run directory for the children's checkpoints");
     nas::Evaluation out;
     const auto start = std::chrono::steady_clock::now();
     try {
@@ -43,16 +50,8 @@ class TrainEvaluator final : public nas::Evaluator {
       }
       std::vector<nas::Regularizer*> regularizers;
       for (const auto& r : args_.regularizers) regularizers.push_back(r.get());
-      const std::int64_t epochs = nas::options_from<nas::TrainOptions>(recipe_).epochs;
-      if (candidate.fidelity > epochs)
-        throw nas::UsageError(fmt::format("evaluator/train: fidelity {} is more than the recipe's {} epochs; set the "
-                                          "scheduler's max_fidelity to at most epochs", candidate.fidelity, epochs));
-      std::filesystem::path checkpoint;
-      if (candidate.fidelity > 0) {
-        if (child_context.run_dir.empty())
-          throw nas::UsageError("evaluator/train: multi-fidelity needs a run directory for the children's checkpoints");
-        checkpoint = child_context.run_dir / "checkpoint.pt";
-      }
+      const std::filesystem::path checkpoint =
+          candidate.fidelity > 0 ? child_context.run_dir / "checkpoint.pt" : std::filesystem::path();
       nas::ChildTraining child(*args_.space, candidate.genotype, recipe_, *args_.train_set, regularizers, child_context,
                                nas::derive_seed(context_.seed, nas::stream("child"), static_cast<std::uint64_t>(candidate.index)),
                                checkpoint);
@@ -69,8 +68,6 @@ class TrainEvaluator final : public nas::Evaluator {
         out.reward = result.validation.top1;
         out.metrics["validation_loss"] = result.validation.loss;
       }
-    } catch (const nas::UsageError&) {
-      throw;  // a config that cannot work: stops the search
     } catch (const c10::OutOfMemoryError& e) {
       out.failure = fmt::format("out of memory: {}", first_line(e.what()));
     } catch (const std::exception& e) {

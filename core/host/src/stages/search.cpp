@@ -474,6 +474,40 @@ class Search {
   double waited_ = 0, evaluating_ = 0;  // seconds, this process
 };
 
+// The search's screen for its controller: each architecture decoded and scored by `evaluator` in this
+// process. Its candidate index (which seeds a proxy's initial weights) comes from the architecture's
+// hash, not from a proposal, so an architecture always gets the same score, on a resume too.
+Screen make_screen(Evaluator& evaluator, const Space& space, const std::string& key, Logger& log,
+                   std::shared_ptr<std::int64_t> screened) {
+  return [&evaluator, &space, key, &log, screened](const std::vector<std::vector<std::int64_t>>& architectures) {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::optional<double>> scores;
+    std::int64_t unscored = 0;
+    for (const std::vector<std::int64_t>& decisions : architectures) {
+      Candidate c;
+      c.decisions = decisions;
+      c.genotype = space.decode(decisions);
+      c.hash = architecture_hash(space, c.genotype);
+      c.index = static_cast<std::int64_t>(std::stoull(c.hash.substr(1), nullptr, 16));  // 60 bits: never negative
+      const Evaluation e = evaluator.evaluate(c);
+      scores.push_back(e.reward);
+      unscored += e.reward ? 0 : 1;
+      if (scores.size() % 25 == 0)  // the log file keeps each progress line
+        log.progress(fmt::format("screen: {}/{} by {}", scores.size(), architectures.size(), key));
+    }
+    *screened += static_cast<std::int64_t>(architectures.size());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string line = fmt::format("screen: {} architectures scored by {} in {}{}", architectures.size(), key,
+                                         duration_text(seconds),
+                                         unscored > 0 ? fmt::format(" ({} could not be: ranked last)", unscored) : "");
+    if (architectures.size() >= 100)
+      log.info("{}", line);  // a warm-up: one line kept
+    else
+      log.progress(line);  // a pre-screened proposal's few
+    return scores;
+  };
+}
+
 void run(const StageConfig& stage, const Registry& registry, const StageContext& context) {
   const Params& p = stage.params;
   const PluginChoice& space_choice = *stage.one("space");
@@ -481,7 +515,20 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
   const PluginChoice& evaluator_choice = *stage.one("evaluator");
   std::shared_ptr<const Space> space = make_space(stage, registry, context);
   const std::vector<Decision> decisions = space->decisions();
-  auto controller = registry.create<Controller>(controller_choice.entry->name, controller_choice.params, context, {decisions});
+  std::unique_ptr<Evaluator> screen_evaluator;  // outlives the controller, which may call it
+  Screen screen;
+  const PluginChoice* screen_choice = stage.one("screen");
+  auto screened = std::make_shared<std::int64_t>(0);  // architectures the controller had scored
+  if (screen_choice) {
+    if (controller_choice.entry->plugin->abi_minor < 4)
+      throw UsageError(fmt::format("search.screen: {} was built for ABI 2.{}, before controllers could use a screen "
+                                   "(2.4); rebuild it or remove the screen", controller_choice.entry->key,
+                                   controller_choice.entry->plugin->abi_minor));
+    screen_evaluator = make_evaluator(stage, registry, context, space, *screen_choice->entry, screen_choice->params);
+    screen = make_screen(*screen_evaluator, *space, screen_choice->entry->key, context.log, screened);
+  }
+  auto controller =
+      registry.create<Controller>(controller_choice.entry->name, controller_choice.params, context, {decisions, screen});
   const PluginChoice* scheduler_choice = stage.one("scheduler");
   const std::string scheduler_name = scheduler_choice ? scheduler_choice->entry->name : "none";
   auto scheduler = registry.create<Scheduler>(
@@ -526,6 +573,10 @@ void run(const StageConfig& stage, const Registry& registry, const StageContext&
                                                   search.step(), search.progress().finished_count())
                                     : "");
   const std::string why = search.run();
+  if (screen_choice && *screened == 0)
+    context.log.warn("search: {} never asked the screen ({}) to score anything; controllers use it only when told to "
+                     "(random: screen_candidates; evolution: warmup_candidates)", controller_choice.entry->key,
+                     screen_choice->entry->key);
   summarize(store, *space, *stage.one("space"), p.get<std::int64_t>("top_k"), why, context);
 }
 
@@ -536,7 +587,8 @@ void serve_search(const StageConfig& stage, const Registry& registry, const Stag
 }
 
 std::unique_ptr<Evaluator> search_evaluator(const StageConfig& stage, const Registry& registry, const StageContext& context) {
-  return make_evaluator(stage, registry, context, make_space(stage, registry, context));
+  const PluginChoice& choice = *stage.one("evaluator");
+  return make_evaluator(stage, registry, context, make_space(stage, registry, context), *choice.entry, choice.params);
 }
 
 }  // namespace
@@ -593,7 +645,10 @@ StageDef search() {
                 Slot{"dataset", "dataset", false, false, "the data evaluators train on (evaluator/train)"},
                 Slot{"regularizers", "regularizer", false, true, "regularizers for children the evaluator trains"},
                 Slot{"scheduler", "scheduler", false, false,
-                     "multi-fidelity: which children train further, which stop early (default none: all in full)"}},
+                     "multi-fidelity: which children train further, which stop early (default none: all in full)"},
+                Slot{"screen", "evaluator", false, false,
+                     "scores architectures without training them (e.g. proxy), for controllers that pre-screen "
+                     "(random: screen_candidates; evolution: warmup_candidates)"}},
       .run = run,
       .serve = serve_search,
       .evaluator = search_evaluator,

@@ -33,13 +33,12 @@ std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry
 }
 
 std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Registry& registry, const StageContext& context,
-                                          std::shared_ptr<const Space> space, const std::string& plugin) {
+                                          std::shared_ptr<const Space> space, const Entry& entry, const Params& params) {
   EvaluatorArgs args{std::move(space), nullptr, {}};
   if (const PluginChoice* data = stage.one("dataset"))
     args.train_set = registry.create<Dataset>(data->entry->name, data->params, context, {Split::train});
   for (const PluginChoice& r : stage.slots.at("regularizers"))
     args.regularizers.push_back(registry.create<Regularizer>(r.entry->name, r.params, context, {}));
-  const Entry& entry = plugin.empty() ? *stage.one("evaluator")->entry : registry.require("evaluator", plugin);
   // An evaluator's outputs (e.g. each child's metrics.jsonl) go to a folder of the stage's own; one
   // built for ABI 2.1 or older keeps the run's folder, as it was then.
   Context own = context;
@@ -49,9 +48,7 @@ std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Regist
     std::filesystem::create_directories(own.run_dir, ec);
     if (ec) throw Error(fmt::format("cannot create '{}': {}", own.run_dir.string(), ec.message()));
   }
-  if (!plugin.empty()) return registry.create<Evaluator>(plugin, stage.params, own, args);
-  const PluginChoice& choice = *stage.one("evaluator");
-  return registry.create<Evaluator>(choice.entry->name, choice.params, own, args);
+  return registry.create<Evaluator>(entry.name, params, own, args);
 }
 
 }  // namespace stages

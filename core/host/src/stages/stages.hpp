@@ -29,10 +29,10 @@ std::string read_genotype_file(const std::string& stage, const std::filesystem::
 
 /// The stage's `space` plugin.
 std::shared_ptr<const Space> make_space(const StageConfig& stage, const Registry& registry, const StageContext& context);
-/// An evaluator with the space and the stage's `dataset` (if it has one) and `regularizers`: the one
-/// in the stage's `evaluator` slot, or, given `plugin`, that evaluator with the stage's own parameters.
+/// The evaluator `entry` with `params`, the space and the stage's `dataset` (if it has one) and
+/// `regularizers`.
 std::unique_ptr<Evaluator> make_evaluator(const StageConfig& stage, const Registry& registry, const StageContext& context,
-                                          std::shared_ptr<const Space> space, const std::string& plugin = {});
+                                          std::shared_ptr<const Space> space, const Entry& entry, const Params& params);
 
 /// Writes dir/<rank>.genotype for each row (best first, comment lines giving rank, reward, evaluation,
 /// hash and the space, `space_choice`) and returns a table for the log and the list as JSON.

@@ -71,7 +71,8 @@ std::unique_ptr<Evaluator> make_trainer(const StageConfig& stage, const Registry
     throw UsageError(fmt::format("retrain.evaluator: evaluator/{} does not declare the capability '{}' (trains with "
                                  "the recipe)", name, capability::trains_recipe));
   }
-  return make_evaluator(stage, registry, context, make_space(stage, registry, context), name);
+  return make_evaluator(stage, registry, context, make_space(stage, registry, context), registry.require("evaluator", name),
+                        stage.params);
 }
 
 void run_retrain(const StageConfig& stage, const Registry& registry, const StageContext& context) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,9 +47,20 @@ class NAS_API Controller {
   virtual std::map<std::string, double> learning_signals() const;
 };
 
+/// Scores architectures (decision vectors) without training them, higher better, an empty score
+/// where one could not be scored: the search's `screen` slot (a zero-cost proxy, e.g. evaluator/proxy),
+/// for controllers that pre-screen what they propose. Deterministic: an architecture always gets the same score.
+using Screen = std::function<std::vector<std::optional<double>>(const std::vector<std::vector<std::int64_t>>&)>;
+
 struct ControllerArgs {
   std::vector<Decision> decisions;
+  /// The search's screen, or empty where it has none (ABI 2.4: appended, so a controller built for
+  /// an older SDK reads `decisions` unchanged; the host gives a screen only to controllers built for 2.4 on).
+  Screen screen;
 };
+
+/// The positions of `scores`, best first: higher score first, ties in their order, unscored last.
+NAS_API std::vector<std::size_t> screen_order(const std::vector<std::optional<double>>& scores);
 
 template <>
 struct KindOf<Controller> {
