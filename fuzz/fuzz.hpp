@@ -25,7 +25,10 @@ namespace nas::fuzz {
 inline const Registry& plugins() {
   static const Registry* registry = [] {
     auto* r = new Registry();  // plugins are never unloaded: neither is this
-    load_plugins(*r, {NAS_PLUGIN_DIR});
+    // The build tree mirrors the install tree (bin/, lib/nas/plugins/), as nas-host finds its plugins;
+    // no compiled-in path, so the targets compile alike in every checkout (ccache hits in CI's clone).
+    load_plugins(*r, {std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "lib" / "nas" /
+                      "plugins"});
     return r;
   }();
   return *registry;

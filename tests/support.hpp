@@ -26,12 +26,23 @@
 
 namespace nas::test {
 
+/// Where the tests find everything (tests/CMakeLists.txt writes them into the generated
+/// test_paths.cpp): nas-host, the shipped plugins' folder, the test plugins' root, tests/configs,
+/// and the source tree.
+namespace paths {
+extern const char* const host;
+extern const char* const plugins;
+extern const char* const test_plugins;
+extern const char* const configs;
+extern const char* const source;
+}  // namespace paths
+
 /// The shipped plugins and the example third-party op, loaded once for the test process (plugins are
 /// never unloaded, so neither is this).
 inline const Registry& plugins() {
   static const Registry* registry = [] {
     auto* r = new Registry();
-    load_plugins(*r, {NAS_PLUGIN_DIR, std::filesystem::path(NAS_TEST_PLUGIN_ROOT) / "example_op"});
+    load_plugins(*r, {nas::test::paths::plugins, std::filesystem::path(nas::test::paths::test_plugins) / "example_op"});
     return r;
   }();
   return *registry;
@@ -77,7 +88,7 @@ struct HostResult {
 
 /// Runs nas-host in `dir` as a user would, with NAS_PLUGIN_PATH unset so only what `args` say is loaded.
 inline HostResult run_host(const std::filesystem::path& dir, const std::string& args) {
-  std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} 2>&1", dir.string(), NAS_HOST, args);
+  std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH '{}' {} 2>&1", dir.string(), nas::test::paths::host, args);
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> buffer;
@@ -91,7 +102,7 @@ inline HostResult run_host(const std::filesystem::path& dir, const std::string& 
 inline pid_t start_host(const std::filesystem::path& dir, const std::string& args, const std::string& log,
                         const std::string& env = "") {
   std::string command = fmt::format("cd '{}' && env -u NAS_PLUGIN_PATH {} '{}' {} >'{}' 2>&1 & echo $!", dir.string(),
-                                    env, NAS_HOST, args, log);
+                                    env, nas::test::paths::host, args, log);
   FILE* pipe = popen(command.c_str(), "r");
   pid_t pid = 0;
   const bool started = fscanf(pipe, "%d", &pid) == 1;

@@ -26,7 +26,7 @@ namespace {
 std::string ablation(const std::string& arms_and_more, const std::string& more_settings = "") {
   return fmt::format("base: {}/search_synthetic.yaml\n"
                      "set: {{experiment.threads: 1, search.evaluations: 20, search.batch: 5{}}}\n{}",
-                     NAS_TEST_CONFIGS, more_settings, arms_and_more);
+                     nas::test::paths::configs, more_settings, arms_and_more);
 }
 
 nlohmann::json read_json(const fs::path& file) { return nlohmann::json::parse(nas::test::read_text(file)); }
@@ -266,7 +266,7 @@ TEST_F(AblationTest, ATrainingAblationComparesTestAccuracy) {
                               "  - {{name: no_drop_path, train.regularizers: []}}\n"
                               "  - {{name: drop_path, train.regularizers: [{{plugin: scheduled_drop_path, keep_prob: 0.7}}]}}\n"
                               "seeds: 2\n",
-                              NAS_TEST_CONFIGS));
+                              nas::test::paths::configs));
   auto r = host("ablate t.yaml");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("## test_accuracy"));

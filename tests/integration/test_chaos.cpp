@@ -75,7 +75,7 @@ class ChaosTest : public ::testing::Test {
 
 TEST_F(ChaosTest, TenSeededKillsOfWorkersAndTheCoordinatorLoseAndChangeNothing) {
   const std::string search = fmt::format("'{}/search_synthetic.yaml' search.evaluations=400 search.evaluator.seconds=0.05 "
-                                         "search.heartbeat_timeout=1 experiment.threads=1", NAS_TEST_CONFIGS);
+                                         "search.heartbeat_timeout=1 experiment.threads=1", nas::test::paths::configs);
   ASSERT_EQ(nas::test::run_host(dir_, fmt::format("run {} --run-dir one", search)).code, 0);
 
   std::mt19937 rng(15);

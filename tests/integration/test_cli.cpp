@@ -27,8 +27,8 @@ class CliTest : public ::testing::Test {
  protected:
   Result host(const std::string& args) { return nas::test::run_host(dir_, args); }
 
-  static std::string quickstart() { return std::string(NAS_SOURCE_DIR) + "/configs/quickstart.yaml"; }
-  static std::string small() { return std::string(NAS_TEST_CONFIGS) + "/good.yaml"; }  // synthetic data, seconds
+  static std::string quickstart() { return std::string(nas::test::paths::source) + "/configs/quickstart.yaml"; }
+  static std::string small() { return std::string(nas::test::paths::configs) + "/good.yaml"; }  // synthetic data, seconds
   nas::test::ScratchDir scratch_;
   const fs::path& dir_ = scratch_.path();
 };
@@ -64,7 +64,7 @@ TEST_F(CliTest, PluginsListShowsEveryShippedPlugin) {
 }
 
 TEST_F(CliTest, PluginsListShowsBrokenPluginsWithTheirErrorAsJson) {
-  Result r = host(fmt::format("plugins list --json --plugin-path '{}/throws'", NAS_TEST_PLUGIN_ROOT));
+  Result r = host(fmt::format("plugins list --json --plugin-path '{}/throws'", nas::test::paths::test_plugins));
   ASSERT_EQ(r.code, 0) << r.output;
   nlohmann::json list = nlohmann::json::parse(r.output);
   ASSERT_EQ(list["broken"].size(), 1u);
@@ -78,7 +78,7 @@ TEST_F(CliTest, PluginsListShowsBrokenPluginsWithTheirErrorAsJson) {
 }
 
 TEST_F(CliTest, NoDefaultPluginsLoadsOnlyTheGivenPath) {
-  Result r = host(fmt::format("plugins list --no-default-plugins --plugin-path '{}/duplicate'", NAS_TEST_PLUGIN_ROOT));
+  Result r = host(fmt::format("plugins list --no-default-plugins --plugin-path '{}/duplicate'", nas::test::paths::test_plugins));
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.output, HasSubstr("regularizer/shared_name"));
   EXPECT_THAT(r.output, Not(HasSubstr("dataset/synthetic")));
@@ -131,7 +131,7 @@ TEST_F(CliTest, RunCreatesItsOwnDirectoryAndNeverOverwritesAnother) {
 }
 
 TEST_F(CliTest, TrainStageWritesResultWeightsMetricsAndCheckpoint) {
-  Result r = host(fmt::format("run '{}/train_small.yaml' --run-dir out", NAS_TEST_CONFIGS));
+  Result r = host(fmt::format("run '{}/train_small.yaml' --run-dir out", nas::test::paths::configs));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("test accuracy:"));
   for (const char* file : {"result.json", "weights.pt", "metrics.jsonl", "checkpoint.pt", "config.yaml", "log.txt"})
@@ -144,7 +144,7 @@ TEST_F(CliTest, TrainStageWritesResultWeightsMetricsAndCheckpoint) {
 }
 
 TEST_F(CliTest, AKilledTrainRunResumesToTheSameWeights) {
-  const std::string config = fmt::format("'{}/train_small.yaml' train.epochs=6", NAS_TEST_CONFIGS);
+  const std::string config = fmt::format("'{}/train_small.yaml' train.epochs=6", nas::test::paths::configs);
   ASSERT_EQ(host(fmt::format("run {} --run-dir whole", config)).code, 0);
 
   // Start the same run, kill -9 it once its first checkpoint exists, and resume it.
@@ -170,7 +170,7 @@ TEST_F(CliTest, AKilledTrainRunResumesToTheSameWeights) {
 }
 
 TEST_F(CliTest, BadConfigExitsTwoNamingThePosition) {
-  std::string file = std::string(NAS_TEST_CONFIGS) + "/bad/wrong_type.yaml";
+  std::string file = std::string(nas::test::paths::configs) + "/bad/wrong_type.yaml";
   Result r = host(fmt::format("run '{}'", file));
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.output, HasSubstr(file + ":2:9: experiment.seed: expected an integer >= 0, got 'abc'"));
@@ -186,7 +186,7 @@ TEST_F(CliTest, RuntimeFailureExitsOne) {
 }
 
 TEST_F(CliTest, InspectReportsCountsShapesAndDrawsTheCells) {
-  std::string genotype = std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml";
+  std::string genotype = std::string(nas::test::paths::source) + "/configs/genotypes/nasnet_a.yaml";
   Result r = host(fmt::format("inspect '{}' --model layout=cifar --model N=6 --model F=768 --input 32 --classes 10 "
                               "--json --dot cells.dot", genotype));
   ASSERT_EQ(r.code, 0) << r.output;
@@ -201,13 +201,13 @@ TEST_F(CliTest, InspectReportsCountsShapesAndDrawsTheCells) {
   EXPECT_THAT(text, HasSubstr("sep_conv_7x7"));
   if (std::system("command -v dot >/dev/null 2>&1") == 0) EXPECT_TRUE(fs::exists(dir_ / "cells.svg"));
 
-  Result bad = host(fmt::format("inspect '{}/tests/genotypes/bad/yaml_error.yaml'", NAS_SOURCE_DIR));
+  Result bad = host(fmt::format("inspect '{}/tests/genotypes/bad/yaml_error.yaml'", nas::test::paths::source));
   EXPECT_EQ(bad.code, 2);
   EXPECT_THAT(bad.output, HasSubstr("yaml_error.yaml:4:10: YAML syntax error"));
 }
 
 TEST_F(CliTest, GenotypeConvertsToDartsAndBack) {
-  std::string genotype = std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml";
+  std::string genotype = std::string(nas::test::paths::source) + "/configs/genotypes/nasnet_a.yaml";
   Result darts = host(fmt::format("genotype '{}' --to darts", genotype));
   ASSERT_EQ(darts.code, 0) << darts.output;
   EXPECT_THAT(darts.output, HasSubstr("Genotype(normal=[('sep_conv_5x5', 1), ('sep_conv_3x3', 0)"));
@@ -223,7 +223,7 @@ TEST_F(CliTest, GenotypeConvertsToDartsAndBack) {
 
 // A run started with --plugin-path resumes without it: config.yaml records the folder.
 TEST_F(CliTest, TheCommandLinesPluginPathIsRecordedForResume) {
-  const fs::path plugin_dir = fs::path(NAS_TEST_PLUGIN_ROOT) / "example_op";
+  const fs::path plugin_dir = fs::path(nas::test::paths::test_plugins) / "example_op";
   Result r = host(fmt::format("run '{}' --run-dir out --plugin-path '{}'", small(), plugin_dir.string()));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_THAT(nas::test::read_text(dir_ / "out" / "config.yaml"),
@@ -253,7 +253,7 @@ TEST_F(CliTest, InspectUsesTheSpaceAGenotypeFileRecords) {
   std::ofstream(dir_ / "bare.genotype") << genotype;
   std::ofstream(dir_ / "recorded.genotype")
       << "# space: {plugin: nasnet, blocks: 2, ops: [scaled_identity, sep_conv_3x3], combines: [add, concat]}\n" << genotype;
-  const std::string plugins = fmt::format("--plugin-path '{}/example_op'", NAS_TEST_PLUGIN_ROOT);
+  const std::string plugins = fmt::format("--plugin-path '{}/example_op'", nas::test::paths::test_plugins);
   Result bare = host(fmt::format("inspect bare.genotype {} --json", plugins));
   EXPECT_EQ(bare.code, 2) << "the default space has 5 blocks and no scaled_identity: " << bare.output;
   Result recorded = host(fmt::format("inspect recorded.genotype {} --json --model N=1 --model F=48", plugins));
@@ -262,7 +262,7 @@ TEST_F(CliTest, InspectUsesTheSpaceAGenotypeFileRecords) {
 }
 
 TEST_F(CliTest, InspectBuildsThePapersModelsByName) {
-  const std::string genotype = std::string(NAS_SOURCE_DIR) + "/configs/genotypes/nasnet_a.yaml";
+  const std::string genotype = std::string(nas::test::paths::source) + "/configs/genotypes/nasnet_a.yaml";
   Result mobile = host(fmt::format("inspect '{}' --preset nasnet_a_mobile --input 224 --classes 1000 --json", genotype));
   ASSERT_EQ(mobile.code, 0) << mobile.output;
   nlohmann::json report = nlohmann::json::parse(mobile.output);

@@ -38,7 +38,7 @@ using Trajectory = std::vector<std::tuple<std::int64_t, std::vector<std::int64_t
 class DistributedTest : public ::testing::Test {
  protected:
   nas::test::HostResult host(const std::string& args) { return nas::test::run_host(dir_, args); }
-  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", NAS_TEST_CONFIGS, name); }
+  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", nas::test::paths::configs, name); }
   std::vector<nas::StoredEvaluation> rows(const std::string& run) { return nas::SearchStore(dir_ / run / "search.sqlite").evaluations(); }
   Trajectory trajectory(const std::string& run) {
     Trajectory out;
@@ -85,7 +85,7 @@ TEST_F(DistributedTest, TorchrunLaunchesTheSameSearch) {
   const std::string torchrun = fmt::format(
       "cd '{}' && env -u NAS_PLUGIN_PATH python3 -m torch.distributed.run --no-python --standalone --nproc-per-node 3 "
       "'{}' run {} --run-dir torchrun >torchrun.log 2>&1",
-      dir_.string(), NAS_HOST, config("search_synthetic"));
+      dir_.string(), nas::test::paths::host, config("search_synthetic"));
   ASSERT_EQ(std::system(torchrun.c_str()), 0) << nas::test::read_text(dir_ / "torchrun.log");
   EXPECT_EQ(trajectory("torchrun"), trajectory("one"));
   EXPECT_THAT(nas::test::read_text(dir_ / "torchrun" / "worker-2.log"), HasSubstr("worker rank 2 of 3 (torchrun)"));
@@ -99,14 +99,14 @@ TEST_F(DistributedTest, SlurmVariablesLaunchTheSameSearch) {
   for (int task = 0; task < 3; ++task)
     tasks += fmt::format("SLURM_PROCID={} SLURM_NTASKS=3 SLURM_LOCALID={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
                          "env -u NAS_PLUGIN_PATH -u RANK '{}' run {} --run-dir slurm >task{}.log 2>&1 & ",
-                         task, task, port, NAS_HOST, config("search_synthetic"), task);
+                         task, task, port, nas::test::paths::host, config("search_synthetic"), task);
   ASSERT_EQ(std::system(fmt::format("cd '{}' && ( {} wait )", dir_.string(), tasks).c_str()), 0);
   EXPECT_EQ(trajectory("slurm"), trajectory("one")) << nas::test::read_text(dir_ / "task0.log");
   EXPECT_THAT(nas::test::read_text(dir_ / "slurm" / "worker-1.log"), HasSubstr("worker rank 1 of 3 (slurm)"));
 
   // A task that cannot know where rank 0 is says so, and stops.
   int status = std::system(fmt::format("cd '{}' && SLURM_PROCID=1 SLURM_NTASKS=3 env -u MASTER_PORT -u RANK '{}' run {} "
-                                       ">lost.log 2>&1", dir_.string(), NAS_HOST, config("search_synthetic")).c_str());
+                                       ">lost.log 2>&1", dir_.string(), nas::test::paths::host, config("search_synthetic")).c_str());
   EXPECT_EQ(WEXITSTATUS(status), 2);
   EXPECT_THAT(nas::test::read_text(dir_ / "lost.log"), HasSubstr("MASTER_PORT is not set"));
 }
@@ -223,7 +223,7 @@ TEST_F(DistributedTest, AWorkerThatJoinsLateGetsWork) {
     return fmt::format("cd '{}' && RANK={} WORLD_SIZE=3 LOCAL_RANK={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
                        "env -u NAS_PLUGIN_PATH '{}' run {} --run-dir late search.evaluations=40 "
                        "search.evaluator.seconds=0.1 >rank{}.log 2>&1",
-                       dir_.string(), r, r, port, NAS_HOST, config("search_synthetic"), r);
+                       dir_.string(), r, r, port, nas::test::paths::host, config("search_synthetic"), r);
   };
   const fs::path store = dir_ / "late" / "search.sqlite";
   std::string early = fmt::format("( {} ) & ( {} ) & echo started", rank(0), rank(1));
@@ -301,7 +301,7 @@ double test_accuracy_of(const fs::path& weights, const fs::path& images) {
   auto space = nas::test::plugins().create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context, {});
   const nas::Params model = nas::test::model(
       "space/nasnet", {{"layout", std::string("imagenet")}, {"N", std::int64_t{1}}, {"F", std::int64_t{96}}});
-  auto network = space->build(nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml"), model,
+  auto network = space->build(nas::test::read_text(fs::path(nas::test::paths::source) / "configs/genotypes/nasnet_a.yaml"), model,
                               {4, 3, 64, 64});
   const std::string bytes = nas::test::read_text(weights);
   const c10::Dict<c10::IValue, c10::IValue> state = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end())).toGenericDict();

@@ -32,7 +32,7 @@ class FileSystemTest : public ::testing::Test {
     ASSERT_EQ(::mount("tmpfs", mount_.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, nullptr), 0) << std::strerror(errno);
   }
   std::string search(int evaluations) const {
-    return fmt::format("'{}/search_synthetic.yaml' search.evaluations={} search.batch=10", NAS_TEST_CONFIGS, evaluations);
+    return fmt::format("'{}/search_synthetic.yaml' search.evaluations={} search.batch=10", nas::test::paths::configs, evaluations);
   }
 
   nas::test::ScratchDir scratch_;

@@ -23,7 +23,7 @@ class IsolationTest : public ::testing::Test {
   // The search of tests/configs/search_crashing.yaml: 12 evaluations, #2, #5, #8 and #11 crash.
   nas::test::HostResult search(const std::string& args) {
     return nas::test::run_host(dir_, fmt::format("run '{}/search_crashing.yaml' --plugin-path '{}/crashing' {}",
-                                                 NAS_TEST_CONFIGS, NAS_TEST_PLUGIN_ROOT, args));
+                                                 nas::test::paths::configs, nas::test::paths::test_plugins, args));
   }
   std::vector<nas::StoredEvaluation> rows(const std::string& run) {
     return nas::SearchStore(dir_ / run / "search.sqlite").evaluations();
@@ -105,7 +105,7 @@ TEST_F(IsolationTest, IsolationNoneEvaluatesInTheSearchProcess) {
 
 TEST_F(IsolationTest, AKilledSearchTakesItsEvaluatorProcessAlong) {
   const pid_t host = nas::test::start_host(
-      dir_, fmt::format("run '{}/search_synthetic.yaml' --run-dir out search.evaluator.seconds=0.2", NAS_TEST_CONFIGS),
+      dir_, fmt::format("run '{}/search_synthetic.yaml' --run-dir out search.evaluator.seconds=0.2", nas::test::paths::configs),
       "out.log");
   // Its one child, once started: the evaluator process.
   int child = 0;

@@ -24,7 +24,7 @@ namespace {
 class MultiFidelityTest : public ::testing::Test {
  protected:
   nas::test::HostResult host(const std::string& args) { return nas::test::run_host(dir_, args); }
-  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", NAS_TEST_CONFIGS, name); }
+  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", nas::test::paths::configs, name); }
   nas::SearchStore store(const std::string& run) { return nas::SearchStore(dir_ / run / "search.sqlite"); }
 
   // Every job of a run by (index, fidelity), each there once; `finished`: none left pending.
@@ -126,7 +126,7 @@ TEST_F(MultiFidelityTest, WithTwoWorkersAshaCompletesAndRecordsEachFidelityOnce)
 // anything runs.
 TEST_F(MultiFidelityTest, AnEvaluatorWithoutFidelitiesIsRefusedUpFront) {
   auto r = host(fmt::format("run {} --plugin-path '{}/crashing' search.scheduler.plugin=asha --run-dir refused",
-                            config("search_crashing"), NAS_TEST_PLUGIN_ROOT));
+                            config("search_crashing"), nas::test::paths::test_plugins));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("scheduler/asha evaluates children at fidelities below the full one; "
                                   "evaluator/crashing cannot (it does not declare multi_fidelity)"));

@@ -192,7 +192,7 @@ Drawing expected_nasnet(const std::string& genotype) {
 class ReportTest : public ::testing::Test {
  protected:
   nas::test::HostResult host(const std::string& args) { return nas::test::run_host(dir_, args); }
-  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", NAS_TEST_CONFIGS, name); }
+  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", nas::test::paths::configs, name); }
 
   nas::test::ScratchDir scratch_;
   const fs::path& dir_ = scratch_.path();
@@ -288,7 +288,7 @@ TEST_F(ReportTest, AnAblationsReportComparesItsArmsAndLinksEveryRun) {
       "set: {{experiment.threads: 1, search.evaluations: 15, search.batch: 5}}\n"
       "arms:\n  - {{name: random, search.controller: {{plugin: random}}}}\n"
       "  - {{name: evolution, search.controller: {{plugin: evolution, population: 5, sample: 3}}}}\n",
-      NAS_TEST_CONFIGS);
+      nas::test::paths::configs);
   auto r = host("ablate ablation.yaml");
   ASSERT_EQ(r.code, 0) << r.output;
   std::vector<fs::path> found;

@@ -25,7 +25,7 @@ namespace {
 class SearchTest : public ::testing::Test {
  protected:
   nas::test::HostResult host(const std::string& args) { return nas::test::run_host(dir_, args); }
-  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", NAS_TEST_CONFIGS, name); }
+  static std::string config(const std::string& name) { return fmt::format("'{}/{}.yaml'", nas::test::paths::configs, name); }
   std::vector<nas::StoredEvaluation> rows(const std::string& run) { return nas::SearchStore(dir_ / run / "search.sqlite").evaluations(); }
 
   nas::test::ScratchDir scratch_;
@@ -245,9 +245,9 @@ TEST_F(SearchTest, EvolutionWarmedUpByAProxyIsDeterministicAndResumes) {
 }
 
 TEST_F(SearchTest, PpoOnNasBench201FindsAGoodCell) {
-  const fs::path tables = fs::path(NAS_SOURCE_DIR) / "../shared/data/nasbench201";
+  const fs::path tables = fs::path(nas::test::paths::source) / "../shared/data/nasbench201";
   if (!fs::exists(tables / "nb201_12epoch.csv")) GTEST_SKIP() << "no NAS-Bench-201 tables at " << tables;
-  auto r = host(fmt::format("run '{}/configs/search_nb201_ppo.yaml' --run-dir out search.evaluations=200", NAS_SOURCE_DIR));
+  auto r = host(fmt::format("run '{}/configs/search_nb201_ppo.yaml' --run-dir out search.evaluations=200", nas::test::paths::source));
   ASSERT_EQ(r.code, 0) << r.output;
   nlohmann::json summary = nlohmann::json::parse(std::ifstream(dir_ / "out" / "search.json"));
   const auto& best = summary["top"][0];

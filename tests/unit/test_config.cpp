@@ -19,7 +19,7 @@ namespace {
 
 const nas::Registry& registry() { return nas::test::plugins(); }
 
-fs::path config(const std::string& name) { return fs::path(NAS_TEST_CONFIGS) / name; }
+fs::path config(const std::string& name) { return fs::path(nas::test::paths::configs) / name; }
 
 nas::PipelineConfig resolve(const fs::path& file, const std::vector<std::string>& overrides = {}) {
   return nas::resolve(nas::ConfigDocument::load(file, overrides), registry());

@@ -21,7 +21,7 @@ using ::testing::HasSubstr;
 namespace {
 
 const fs::path kFashionMnist = "/usr/share/datasets/fashion-mnist";
-const fs::path kCifar10 = fs::path(NAS_SOURCE_DIR) / "../shared/data/cifar10/cifar-10-batches-bin";
+const fs::path kCifar10 = fs::path(nas::test::paths::source) / "../shared/data/cifar10/cifar-10-batches-bin";
 
 class DataTest : public ::testing::Test {
  protected:

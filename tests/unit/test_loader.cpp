@@ -11,6 +11,7 @@
 
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
+#include "support.hpp"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -20,7 +21,7 @@ namespace {
 // Loads exactly one test case folder and returns its registry.
 nas::Registry load_case(const std::string& folder) {
   nas::Registry registry;
-  nas::load_plugins(registry, {fs::path(NAS_TEST_PLUGIN_ROOT) / folder});
+  nas::load_plugins(registry, {fs::path(nas::test::paths::test_plugins) / folder});
   return registry;
 }
 
@@ -69,7 +70,7 @@ TEST(Loader, DuplicateKeyNamesBothFiles) {
 
 TEST(Loader, GoodPluginsOfEveryKindLoad) {
   nas::Registry registry;
-  nas::load_plugins(registry, {NAS_PLUGIN_DIR});
+  nas::load_plugins(registry, {nas::test::paths::plugins});
   EXPECT_TRUE(registry.broken().empty());
   for (const char* key : {"op/sep_conv_3x3", "controller/random", "dataset/synthetic", "regularizer/cutout"}) {
     const nas::Entry* entry = registry.find(key);
@@ -82,9 +83,9 @@ TEST(Loader, GoodPluginsOfEveryKindLoad) {
 
 TEST(Loader, LoadingTheSameFolderTwiceIsReportedNotCrashing) {
   nas::Registry registry;
-  nas::load_plugins(registry, {NAS_PLUGIN_DIR});
+  nas::load_plugins(registry, {nas::test::paths::plugins});
   std::size_t loaded = registry.entries().size();
-  nas::load_plugins(registry, {NAS_PLUGIN_DIR});
+  nas::load_plugins(registry, {nas::test::paths::plugins});
   EXPECT_EQ(registry.entries().size(), loaded);
   EXPECT_EQ(registry.broken().size(), registry.plugins().size());
   EXPECT_THAT(registry.broken()[0].error, HasSubstr("is already registered by"));
@@ -97,7 +98,7 @@ TEST(Loader, APluginOthersCanReplaceIsRefused) {
   fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                            fs::perms::others_read | fs::perms::others_exec);
   const fs::path file = dir / "libnas_test_example_op.so";
-  fs::copy_file(fs::path(NAS_TEST_PLUGIN_ROOT) / "example_op" / "libnas_test_example_op.so", file);
+  fs::copy_file(fs::path(nas::test::paths::test_plugins) / "example_op" / "libnas_test_example_op.so", file);
   auto load = [&] {
     nas::Registry registry;
     nas::load_plugins(registry, {dir});
@@ -122,7 +123,7 @@ TEST(Loader, APluginOthersCanReplaceIsRefused) {
 
 TEST(Loader, FindsPluginFilesSortedFolderByFolder) {
   std::vector<fs::path> files = nas::find_plugin_files(
-      {fs::path(NAS_TEST_PLUGIN_ROOT) / "duplicate", fs::path(NAS_TEST_PLUGIN_ROOT) / "abi_major"});
+      {fs::path(nas::test::paths::test_plugins) / "duplicate", fs::path(nas::test::paths::test_plugins) / "abi_major"});
   ASSERT_EQ(files.size(), 3u);
   EXPECT_EQ(files[0].filename(), "libnas_test_duplicate_a.so");
   EXPECT_EQ(files[1].filename(), "libnas_test_duplicate_b.so");
@@ -143,7 +144,7 @@ class SearchPathTest : public ::testing::Test {
 };
 
 TEST_F(SearchPathTest, ExplicitThenEnvironmentThenDefaultWithoutDuplicates) {
-  fs::path root = NAS_TEST_PLUGIN_ROOT;
+  fs::path root = nas::test::paths::test_plugins;
   std::string env = (root / "throws").string() + "::" + (root / "abi_major").string();
   setenv("NAS_PLUGIN_PATH", env.c_str(), 1);
   std::vector<fs::path> dirs =

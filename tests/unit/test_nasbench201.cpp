@@ -17,7 +17,7 @@ using ::testing::HasSubstr;
 namespace {
 
 const std::string kCell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
-const fs::path kTables = fs::path(NAS_SOURCE_DIR) / "../shared/data/nasbench201";
+const fs::path kTables = fs::path(nas::test::paths::source) / "../shared/data/nasbench201";
 
 class Nb201Test : public ::testing::Test {
  protected:

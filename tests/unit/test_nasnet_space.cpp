@@ -39,7 +39,7 @@ class NasnetSpaceTest : public ::testing::Test {
   static const nas::Registry* registry_;
   nas::Logger log_{nas::Logger::Level::error};
   nas::Context context_{.log = log_, .registry = registry_};
-  const std::string nasnet_a_ = nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
+  const std::string nasnet_a_ = nas::test::read_text(fs::path(nas::test::paths::source) / "configs/genotypes/nasnet_a.yaml");
 };
 const nas::Registry* NasnetSpaceTest::registry_ = nullptr;
 
@@ -292,7 +292,7 @@ struct BadGenotype {
 class BadGenotypeTest : public NasnetSpaceTest, public ::testing::WithParamInterface<BadGenotype> {};
 
 TEST_P(BadGenotypeTest, NamesTheFileAndTheEntry) {
-  fs::path file = fs::path(NAS_SOURCE_DIR) / "tests/genotypes/bad" / GetParam().file;
+  fs::path file = fs::path(nas::test::paths::source) / "tests/genotypes/bad" / GetParam().file;
   auto s = space({{"blocks", std::int64_t{2}}});
   try {
     s->canonical(nas::test::read_text(file), file.string());

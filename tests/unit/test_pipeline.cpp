@@ -40,9 +40,9 @@ TEST_F(PipelineTest, RequestedRunDirectoryMustBeNewOrEmpty) {
 
 TEST_F(PipelineTest, RunWritesResolvedConfigLogAndOutputs) {
   nas::Registry registry;
-  nas::load_plugins(registry, {NAS_PLUGIN_DIR});
+  nas::load_plugins(registry, {nas::test::paths::plugins});
   nas::PipelineConfig config = nas::resolve(
-      nas::ConfigDocument::load(fs::path(NAS_TEST_CONFIGS) / "good.yaml", {"experiment.threads=1"}), registry);
+      nas::ConfigDocument::load(fs::path(nas::test::paths::configs) / "good.yaml", {"experiment.threads=1"}), registry);
   EXPECT_THAT(nas::plan_text(config), HasSubstr("1. dataset_stats"));
   EXPECT_THAT(nas::plan_text(config), HasSubstr("dataset: dataset/synthetic 0.1.0"));
 

@@ -24,7 +24,7 @@ class TrainerTest : public ::testing::Test {
   static void SetUpTestSuite() { registry_ = &nas::test::plugins(); }
   void SetUp() override {
     space_ = registry_->create<nas::Space>("nasnet", nas::test::params("space/nasnet"), context_, {});
-    genotype_ = nas::test::read_text(fs::path(NAS_SOURCE_DIR) / "configs/genotypes/nasnet_a.yaml");
+    genotype_ = nas::test::read_text(fs::path(nas::test::paths::source) / "configs/genotypes/nasnet_a.yaml");
   }
 
   std::unique_ptr<nas::Dataset> dataset(const std::string& name, std::map<std::string, nas::Value, std::less<>> params,
