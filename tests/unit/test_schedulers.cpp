@@ -131,6 +131,27 @@ TEST(SchedulerTest, StateDependsOnWhatStartedAndFinishedNotOnTheOrder) {
   }
 }
 
+// Repeats that reuse a stored result never reach the scheduler, so a bracket can wait for children
+// that will never come: told so, it goes on with the ones it has.
+TEST(SchedulerTest, ABracketThatNoChildWillFillGoesOnWithTheChildrenItHas) {
+  for (const std::string name : {"successive_halving", "hyperband"}) {
+    auto s = make(name, {});  // rungs 1, 3, 9; first brackets of 27 and 9 children
+    for (std::int64_t i = 0; i < 6; ++i) {
+      ASSERT_EQ(s->admit(), 1) << name;
+      s->started({i, 1});
+      s->finished({i, 1}, reward(i));
+    }
+    EXPECT_FALSE(s->promotion()) << name << ": the bracket waits to fill";
+    s->no_more_children();
+    // The best max(1, 6 / 3) of the six: #5 (0.96) and #2 (0.85).
+    std::optional<Job> first = s->promotion();
+    ASSERT_TRUE(first) << name;
+    EXPECT_EQ(*first, (Job{5, 3})) << name;
+    s->started(*first);
+    EXPECT_EQ(s->promotion(), (Job{2, 3})) << name;
+  }
+}
+
 TEST(SchedulerTest, AFailedChildIsNeverPromoted) {
   auto s = make("asha", {});
   auto result = [&](std::int64_t index, std::optional<double> r) {

@@ -97,6 +97,32 @@ TEST(StoreTest, AnIndexTakenTwiceAddsNothing) {
   EXPECT_EQ(store.evaluations().size(), 1u);  // the whole batch or nothing
 }
 
+// A job starts once; one that a stopping search cancelled (wall time, target reward) may start again
+// when the search is resumed, and its result is then recorded as usual.
+TEST(StoreTest, AJobStartsOnceUnlessItWasCancelled) {
+  nas::test::ScratchDir dir;
+  nas::SearchStore store(dir.path() / "search.sqlite");
+  store.add_proposals({proposal(0, "aa")});
+  store.start_job({0, 1}, 10);
+  nas::Evaluation ok;
+  ok.reward = 0.5;
+  EXPECT_TRUE(store.record_job({0, 1}, ok, "host:1", 11, 12)) << "the child's first result";
+  store.start_job({0, 3}, 13);
+  EXPECT_THAT([&] { store.start_job({0, 3}, 14); },
+              ::testing::ThrowsMessage<nas::Error>(HasSubstr("job 0 at fidelity 3 was started before")));
+  store.cancel_pending();
+  store.start_job({0, 3}, 15);
+  ok.reward = 0.7;
+  EXPECT_FALSE(store.record_job({0, 3}, ok, "host:1", 16, 17)) << "a promotion";
+  const std::vector<nas::StoredJob> jobs = store.jobs();
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[1].status, nas::EvaluationStatus::ok);
+  EXPECT_EQ(jobs[1].reward, 0.7);
+  EXPECT_EQ(jobs[1].dispatched_at, 15);
+  EXPECT_EQ(store.evaluation(0).fidelity, 3);
+  EXPECT_EQ(store.evaluation(0).reward_reached, 0.7);
+}
+
 TEST(StoreTest, AFileThatIsNotAStoreIsAnErrorNamingIt) {
   nas::test::ScratchDir dir;
   const auto file = dir.path() / "notes.sqlite";

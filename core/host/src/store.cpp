@@ -289,8 +289,14 @@ void SearchStore::record_result(std::int64_t index, const Evaluation& evaluation
 }
 
 void SearchStore::start_job(const Job& job, double at) {
-  Db::Statement s(*db_, "INSERT INTO jobs(idx, fidelity, status, dispatched_at) VALUES (?, ?, 'pending', ?)");
+  // A job cancelled when a search stopped (wall time, target reward) may be started again by a resume.
+  Db::Statement s(*db_, "INSERT INTO jobs(idx, fidelity, status, dispatched_at) VALUES (?, ?, 'pending', ?) "
+                        "ON CONFLICT(idx, fidelity) DO UPDATE SET status = 'pending', dispatched_at = excluded.dispatched_at "
+                        "WHERE status = 'cancelled'");
   s.bind(1, job.index).bind(2, job.fidelity).bind(3, at).run();
+  if (sqlite3_changes(db_->handle) != 1)
+    throw Error(fmt::format("store '{}': job {} at fidelity {} was started before", file_.string(), job.index,
+                            job.fidelity));
 }
 
 bool SearchStore::record_job(const Job& job, const Evaluation& evaluation, std::string_view worker, double started_at,

@@ -100,6 +100,7 @@ class Ladder : public nas::Scheduler {
     finished_[rung(job.fidelity)][job.index] = reward;
   }
   std::int64_t max_fidelity() const override { return rungs_.back(); }
+  void no_more_children() override {}  // asha never waits for children; Brackets closes its last bracket
 
  protected:
   std::size_t rung(std::int64_t fidelity) const {
@@ -150,6 +151,7 @@ class Brackets final : public Ladder {
     Ladder::started(job);
     if (first_job(job)) admitted_.insert(job.index);
   }
+  void no_more_children() override { closed_ = true; }
 
   std::optional<nas::Job> promotion() override {
     for (const Span& b : spans())
@@ -192,6 +194,9 @@ class Brackets final : public Ladder {
       }
       out.back().children.push_back(index);
     }
+    if (closed_ && !out.back().children.empty())  // no child will come to fill it: it goes on as it is
+      out.back().bracket.size = std::min<std::int64_t>(out.back().bracket.size,
+                                                       static_cast<std::int64_t>(out.back().children.size()));
     return out;
   }
   // A bracket's size, cut to what the budget leaves.
@@ -231,6 +236,7 @@ class Brackets final : public Ladder {
   std::function<Bracket(std::int64_t)> plan_;
   std::int64_t budget_;
   std::set<std::int64_t> admitted_;
+  bool closed_ = false;  // no_more_children() was called
 };
 
 void register_all(nas::Registrar& r) {

@@ -13,6 +13,7 @@ class NoScheduler final : public nas::Scheduler {
   std::optional<std::int64_t> admit() override { return 0; }  // fidelity 0: in full
   void started(const nas::Job&) override {}
   void finished(const nas::Job&, std::optional<double>) override {}
+  void no_more_children() override {}
   std::int64_t max_fidelity() const override { return 0; }
 };
 

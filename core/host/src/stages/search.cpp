@@ -187,8 +187,12 @@ class Search {
     for (const StoredJob& j : store_.jobs()) {
       if (j.status == EvaluationStatus::cancelled) continue;
       scheduler_.started(j.job);
-      if (j.status == EvaluationStatus::pending) interrupted_.push_back(j.job);
-      else scheduler_.finished(j.job, j.reward);
+      if (j.status == EvaluationStatus::pending) {
+        interrupted_.push_back(j.job);
+      } else {
+        scheduler_.finished(j.job, j.reward);
+        progress_.better(j.job.index, j.reward);  // a promotion's reward counts for target_reward too
+      }
     }
   }
 
@@ -221,12 +225,17 @@ class Search {
     for (;;) {
       if (!(why = progress_.stop_reason(false)).empty()) {  // wall time or target reward: stop now
         if (!running_.empty()) dispatch_.cancel();
+        save_seconds();
         store_.cancel_pending();
         break;
       }
       if (observable()) {
         observe();
         continue;
+      }
+      if (!closed_ && progress_.proposed_count() >= s_.budget.evaluations && admission_.empty()) {
+        scheduler_.no_more_children();  // a bracket waiting for children that will never come goes on
+        closed_ = true;
       }
       if (fill()) continue;
       if (const std::int64_t count = std::min(room(), s_.budget.evaluations - progress_.proposed_count()); count > 0) {
@@ -391,9 +400,13 @@ class Search {
       first_pending_.erase(job.index);
       finished(f.index, f.finished - f.started);
     } else {
+      save_seconds();  // an asynchronous scheduler's last stretch is promotions only
       progress_.report(job, f.evaluation, f.finished - f.started);
     }
   }
+
+  // The search's time so far, for wall_time across resumes.
+  void save_seconds() { store_.set_meta("seconds", fmt::format("{}", progress_.seconds())); }
 
   void reuse(std::int64_t index, std::int64_t from) {
     store_.record_reuse(index, from, now_seconds());
@@ -407,7 +420,7 @@ class Search {
     --unfinished_;
     progress_.finished(e, true);
     ++evaluated_now_;
-    store_.set_meta("seconds", fmt::format("{}", progress_.seconds()));
+    save_seconds();
     progress_.report(e, took);
     auto repeats = waiting_.find(e.hash);
     ready_.push_back(std::move(e));
@@ -470,6 +483,7 @@ class Search {
   std::set<std::int64_t> first_pending_; // rows whose first job has not finished (waiting or running)
   std::map<std::int64_t, std::pair<std::int64_t, bool>> running_;  // index -> fidelity, whether a promotion
   std::vector<Job> interrupted_;         // resuming: jobs the interruption left running
+  bool closed_ = false;                  // the scheduler was told that no new child will come
   std::int64_t step_ = 0, next_index_ = 0, unfinished_ = 0, observed_since_snapshot_ = 0, evaluated_now_ = 0;
   double waited_ = 0, evaluating_ = 0;  // seconds, this process
 };

@@ -36,6 +36,10 @@ class NAS_API Scheduler {
   virtual void started(const Job& job) = 0;
   /// A job's result; empty: it failed (a failed child is never promoted).
   virtual void finished(const Job& job, std::optional<double> reward) = 0;
+  /// No new child will come: the search's budget of children is spent (repeats that reuse a stored
+  /// result never reach the scheduler, so it cannot count them itself). A synchronous bracket still
+  /// waiting to fill goes on with the children it has. A resumed search in that state calls it again.
+  virtual void no_more_children() = 0;
   /// The largest fidelity any job gets (a child that reaches it has been evaluated in full).
   virtual std::int64_t max_fidelity() const = 0;
 };
