@@ -50,8 +50,8 @@ def main():
     host = os.path.abspath(os.path.join(args.build_dir, "bin", "nas-host"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     config = os.path.join(root, "configs", "quickstart.yaml")
-    common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0", "search.controller.plugin=evolution",
-              "search.controller.population=6", "search.controller.sample=3", "search.schedule=async"]
+    common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0",
+              "search.controller={plugin: evolution, population: 6, sample: 3}", "search.schedule=async"]
     arms = {
         "none": [f"search.evaluations={args.children}"],
         "asha": [f"search.evaluations={3 * args.children}", "search.scheduler.plugin=asha",
