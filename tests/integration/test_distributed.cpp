@@ -222,7 +222,7 @@ TEST_F(DistributedTest, AWorkerThatJoinsLateGetsWork) {
   auto rank = [&](int r) {
     return fmt::format("cd '{}' && RANK={} WORLD_SIZE=3 LOCAL_RANK={} MASTER_ADDR=127.0.0.1 MASTER_PORT={} "
                        "env -u NAS_PLUGIN_PATH '{}' run {} --run-dir late search.evaluations=40 "
-                       "search.evaluator.seconds=0.1 >rank{}.log 2>&1",
+                       "search.evaluator.seconds=0.25 >rank{}.log 2>&1",
                        dir_.string(), r, r, port, nas::test::paths::host, config("search_synthetic"), r);
   };
   const fs::path store = dir_ / "late" / "search.sqlite";
