@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
 """Multi-fidelity against full evaluation with real training: the quickstart's children (Fashion-MNIST,
-a 1@32 NASNet network of 3-block cells) trained for up to EPOCHS epochs, the same controller and seeds,
-with `scheduler: none` (CHILDREN children, each EPOCHS epochs) and `scheduler: asha` (3 x CHILDREN
-children on rungs of EPOCHS/9, EPOCHS/3 and EPOCHS epochs), the two interleaved seed by seed.
+a 1@32 NASNet network of 3-block cells) trained for up to EPOCHS epochs, the same controller, seeds and
+number of children, with `scheduler: none` (every child EPOCHS epochs) and `scheduler: asha` (rungs of
+EPOCHS/9, EPOCHS/3 and EPOCHS epochs, reduction 3), the two interleaved seed by seed.
+
+The default controller, `random`, proposes the same children in both arms for a seed (its proposals do
+not depend on rewards) and a child trains the same way in both (its training seed is derived from the
+run's seed and its index), so the comparison is of the scheduler alone: does ASHA find the best of the
+same children sooner? `--controller evolution` (population 6, sample 3) learns from the rewards each
+arm sees, so its children differ between arms.
 
 For each run: the best validation accuracy of a child trained in full (EPOCHS epochs: the only
 accuracies that compare) against the search's wall time. Reported per seed: each arm's final best, its
@@ -10,6 +16,7 @@ wall time, and the time ASHA took to first reach none's final best (or within --
 a share of none's time. The issue's target: the same best accuracy in at most half the wall time.
 
 usage: bench/multi_fidelity.py [BUILD_DIR] [--seeds 0 1] [--children 12] [--epochs 9] [--threads 2]
+                               [--controller random|evolution] [--tolerance 0] [--keep DIR]
 """
 import argparse
 import json
@@ -19,19 +26,23 @@ import subprocess
 import tempfile
 
 
+# Whole controller sections: the quickstart's PPO keys are not theirs.
+CONTROLLERS = {"random": "{plugin: random}", "evolution": "{plugin: evolution, population: 6, sample: 3}"}
+
+
 def run(host, config, run_dir, overrides, threads):
     subprocess.run([host, "run", config, "--run-dir", run_dir, "--threads", str(threads)] + overrides, check=True,
                    capture_output=True, text=True)
     db = sqlite3.connect(os.path.join(run_dir, "search.sqlite"))
     start = db.execute("SELECT min(dispatched_at) FROM jobs").fetchone()[0]
     end = db.execute("SELECT max(finished_at) FROM jobs").fetchone()[0]
-    curve, best = [], None
-    for finished, reward, fidelity in db.execute(
-            "SELECT finished_at, reward, fidelity FROM jobs WHERE status = 'ok' ORDER BY finished_at"):
+    curve, best, best_child = [], None, None
+    for finished, reward, fidelity, index in db.execute(
+            "SELECT finished_at, reward, fidelity, idx FROM jobs WHERE status = 'ok' ORDER BY finished_at"):
         if fidelity in (0, EPOCHS) and (best is None or reward > best):
-            best = reward
+            best, best_child = reward, index
             curve.append((finished - start, best))
-    return {"seconds": end - start, "best": best, "curve": curve,
+    return {"seconds": end - start, "best": best, "best_child": best_child, "curve": curve,
             "jobs": db.execute("SELECT count(*) FROM jobs").fetchone()[0]}
 
 
@@ -44,17 +55,18 @@ def main():
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tolerance", type=float, default=0.0)
+    parser.add_argument("--controller", choices=CONTROLLERS, default="random")
     parser.add_argument("--keep", help="keep the runs in this folder")
     args = parser.parse_args()
     EPOCHS = args.epochs
     host = os.path.abspath(os.path.join(args.build_dir, "bin", "nas-host"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     config = os.path.join(root, "configs", "quickstart.yaml")
-    common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0",
-              "search.controller={plugin: evolution, population: 6, sample: 3}", "search.schedule=async"]
+    common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0", f"search.evaluations={args.children}",
+              f"search.controller={CONTROLLERS[args.controller]}", "search.schedule=async"]
     arms = {
-        "none": [f"search.evaluations={args.children}"],
-        "asha": [f"search.evaluations={3 * args.children}", "search.scheduler.plugin=asha",
+        "none": [],
+        "asha": ["search.scheduler.plugin=asha",
                  f"search.scheduler.min_fidelity={max(1, EPOCHS // 9)}", f"search.scheduler.max_fidelity={EPOCHS}",
                  "search.scheduler.reduction=3"],
     }
@@ -66,7 +78,8 @@ def main():
             results[(arm, seed)] = run(host, config, run_dir, common + overrides + [f"experiment.seed={seed}"],
                                        args.threads)
             r = results[(arm, seed)]
-            print(f"seed {seed} {arm}: best {r['best']:.4f} in {r['seconds']:.0f} s ({r['jobs']} jobs)", flush=True)
+            print(f"seed {seed} {arm}: best {r['best']:.4f} (child #{r['best_child']}) in {r['seconds']:.0f} s "
+                  f"({r['jobs']} jobs)", flush=True)
     print(f"\n{'seed':>4}  {'none best':>9}  {'none s':>7}  {'asha best':>9}  {'asha s':>7}  {'asha to none best':>18}")
     shares = []
     for seed in args.seeds:

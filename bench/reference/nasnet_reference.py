@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Eager PyTorch reference of the NASNet-A child that bench/training.py compares our engine against.
+"""Eager PyTorch reference of the NASNet-A networks that bench/training.py and bench/imagenet.py
+compare our engine against.
 
-The same network as plugins/spaces/nasnet (TF conventions: ReLU-conv-BN ops, separable convs twice,
-factorized reductions, the same stem and stages), written the way Python NAS code usually is. It prints
-its parameter count, so the two networks can be checked to be the same size, and the training
-throughput (forward + backward + SGD step) on a fixed random CIFAR-shaped batch.
+The same networks as plugins/spaces/nasnet (TF conventions: ReLU-conv-BN ops, separable convs twice,
+factorized reductions, the same stems and stages, the ImageNet layout's two stem cells, the auxiliary
+head and dropout of the paper's ImageNet models), written the way Python NAS code usually is. It
+prints its parameter count, so the two networks can be checked to be the same size, the training
+throughput (forward + backward + SGD step with gradient clipping, the auxiliary head's loss weighted
+0.4 as in our trainer) on a fixed random batch, the first step's time apart, and the peak resident
+memory.
 
 usage: nasnet_reference.py GENOTYPE [--N 2] [--F 768] [--batch 32] [--steps 5] [--threads T] [--channels-last]
+                           [--preset nasnet_a_mobile|nasnet_a_large] [--size 32] [--classes 10]
 """
 import argparse
 import re
+import resource
 import time
 
 import torch
@@ -101,14 +107,34 @@ class Cell(nn.Module):
         return torch.cat([adapt(states[s]) for adapt, s in zip(self.adapt, self.concat)], 1)
 
 
+class AuxHead(nn.Sequential):
+    def __init__(self, cin, classes):
+        super().__init__(nn.AvgPool2d(5, 3), nn.Conv2d(cin, 128, 1, bias=False), nn.BatchNorm2d(128, eps=EPS), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(2), nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768, eps=EPS),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(768, classes))
+
+
+# The paper's ImageNet models (our space's presets of the same names).
+PRESETS = {
+    "nasnet_a_mobile": dict(layout="imagenet", N=4, F=1056, stem_multiplier=1.0, aux_head=True, dropout=0.5,
+                            skip_reduction_input=False),
+    "nasnet_a_large": dict(layout="imagenet", N=6, F=4032, stem_multiplier=3.0, aux_head=True, dropout=0.5,
+                           skip_reduction_input=True),
+}
+
+
 class Network(nn.Module):
-    def __init__(self, genotype, n, f, classes=10):
+    def __init__(self, genotype, n, f, classes=10, layout="cifar", stem_multiplier=3.0, aux_head=False, dropout=0.0,
+                 skip_reduction_input=False):
         super().__init__()
         normal, reduction = genotype
         base = f // (4 * len(normal[1]))
-        stem = 3 * base
-        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem, eps=EPS))
+        imagenet = layout == "imagenet"
+        stem = int((32 if imagenet else base) * stem_multiplier)
+        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 2 if imagenet else 1, 0 if imagenet else 1, bias=False),
+                                  nn.BatchNorm2d(stem, eps=EPS))
         self.cells, self.inputs = nn.ModuleList(), []
+        self.aux, self.aux_after = None, None
         state = {"last": (0, stem, 0), "before": None}  # (output index, channels, spatial level)
 
         def add(cell_genotype, reduce, filters, prev):
@@ -119,6 +145,9 @@ class Network(nn.Module):
             self.inputs.append((last[0], None if prev is None else prev[0]))
             state["before"], state["last"] = last, (len(self.cells), cell.out_channels, last[2] + (1 if reduce else 0))
 
+        if imagenet:  # two stem cells: reduction cells of base/4 and base/2 filters
+            add(reduction, True, base // 4, state["before"])
+            add(reduction, True, base // 2, state["before"])
         filters = base
         for stage in range(3):
             for i in range(n):
@@ -126,16 +155,22 @@ class Network(nn.Module):
                 if i == 0 and stage > 0:
                     filters *= 2
                     add(reduction, True, filters, state["before"])
-                    prev = state["before"]
+                    if not skip_reduction_input:
+                        prev = state["before"]
                 add(normal, False, filters, prev)
-        last = state["last"]
-        self.classifier = nn.Linear(last[1], classes)
+            if stage == 1 and aux_head:
+                self.aux_after, self.aux = state["last"][0], AuxHead(state["last"][1], classes)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(state["last"][1], classes)
 
     def forward(self, x):
-        outputs = [self.stem(x)]
+        outputs, aux = [self.stem(x)], None
         for cell, (h, prev) in zip(self.cells, self.inputs):
             outputs.append(cell(outputs[h], outputs[prev] if prev is not None else None))
-        return self.classifier(F.adaptive_avg_pool2d(F.relu(outputs[-1]), 1).flatten(1))
+            if self.aux is not None and self.training and len(outputs) - 1 == self.aux_after:
+                aux = self.aux(F.relu(outputs[-1]))
+        logits = self.classifier(self.dropout(F.adaptive_avg_pool2d(F.relu(outputs[-1]), 1).flatten(1)))
+        return logits, aux
 
 
 def read_genotype(path):
@@ -157,8 +192,11 @@ def read_genotype(path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("genotype")
+    parser.add_argument("--preset", choices=PRESETS, help="a paper's ImageNet model (--N, --F then ignored)")
     parser.add_argument("--N", type=int, default=2)
     parser.add_argument("--F", type=int, default=768)
+    parser.add_argument("--size", type=int, default=32, help="image height and width")
+    parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -166,26 +204,36 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net = Network(read_genotype(args.genotype), args.N, args.F)
+    model = PRESETS[args.preset] if args.preset else dict(N=args.N, F=args.F)
+    n, f = model.pop("N"), model.pop("F")
+    net = Network(read_genotype(args.genotype), n, f, args.classes, **model)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=fmt)
-    y = torch.randint(0, 10, (args.batch,))
+    x = torch.randn(args.batch, 3, args.size, args.size).contiguous(memory_format=fmt)
+    y = torch.randint(0, args.classes, (args.batch,))
 
     def step():
         opt.zero_grad()
-        F.cross_entropy(net(x), y).backward()
+        logits, aux = net(x)
+        loss = F.cross_entropy(logits, y)
+        if aux is not None:
+            loss = loss + 0.4 * F.cross_entropy(aux, y)
+        loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
 
-    step()  # warm-up
+    start = time.perf_counter()
+    step()  # the first step: oneDNN picks its kernels
+    first = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(args.steps):
         step()
     rate = args.batch * args.steps / (time.perf_counter() - start)
     print(f"params {sum(p.numel() for p in net.parameters())}")
-    print(f"images_per_s {rate:.2f}")
+    print(f"first_step_s {first:.3f}")
+    print(f"images_per_s {rate:.3f}")
+    print(f"peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
 
 
 if __name__ == "__main__":

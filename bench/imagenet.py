@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The paper's ImageNet models trained through our engine vs an eager PyTorch reference of the same
+networks, in one run: speed and peak memory.
+
+NASNet-A Mobile (4@1056, 224x224, batch 16) and NASNet-A Large (6@4032, 331x331, batch 2), 1000
+classes, with the auxiliary head and dropout of the paper's models; forward + backward + SGD step with
+gradient clipping on a fixed synthetic batch; same torch wheel, same thread count. Variants: the engine
+(channels_last, its default), and bench/reference/nasnet_reference.py contiguous (as Python code is
+usually written) and channels_last. Each variant runs in a process of its own (peak memory is the
+process's peak resident set), rounds interleaved so that machine noise hits all alike. Reported per
+model: median images/s after the first step, the first step's time, peak memory, and the engine's
+ratios against the faster reference variant (targets: at least 1.5x the images/s, at most 1.0x the
+memory).
+
+Then the data path at the same size: bench/image_loader.cpp's JPEGs (500x375) decoded, resized and
+cropped by dataset/image_folder, flipped and normalized by the loader, with 1 and 2 loader threads
+(1 is the default): images/s and the headroom over the engine's training (target: at least 5x with the
+default).
+
+usage: bench/imagenet.py [BUILD_DIR] [--models mobile large] [--rounds 2] [--steps 3] [--threads N]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MODELS = {"mobile": ("nasnet_a_mobile", 224, 16), "large": ("nasnet_a_large", 331, 2)}
+
+
+def run(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return {k: v for k, v in (line.split(" ", 1) for line in out.splitlines() if " " in line)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build_dir", nargs="?", default="build/release")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+
+    genotype = os.path.join(ROOT, "configs", "genotypes", "nasnet_a.yaml")
+    for model in args.models:
+        preset, size, batch = MODELS[model]
+        common = ["--size", str(size), "--batch", str(batch), "--steps", str(args.steps), "--classes", "1000"]
+        reference = [sys.executable, os.path.join(HERE, "reference", "nasnet_reference.py"), genotype, "--preset", preset,
+                     "--threads", str(args.threads)] + common
+        variants = {
+            "engine (channels_last)": [os.path.join(args.build_dir, "bin", "nas_bench_training"), "--preset", preset,
+                                       "--loader", "0", "--workers", "0", "--threads", str(args.threads)] + common,
+            "python reference, contiguous": reference,
+            "python reference, channels_last": reference + ["--channels-last"],
+        }
+        results = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, cmd in variants.items():
+                results[name].append(run(cmd))
+                print(f"  {model} {name}: {results[name][-1]['images_per_s']} images/s", file=sys.stderr, flush=True)
+        params = {name: r[0]["params"] for name, r in results.items()}
+        if len(set(params.values())) != 1:
+            sys.exit(f"the networks differ: parameters {params}")
+
+        rate = {name: statistics.median(float(o["images_per_s"]) for o in r) for name, r in results.items()}
+        first = {name: statistics.median(float(o["first_step_s"]) for o in r) for name, r in results.items()}
+        memory = {name: max(float(o["peak_rss_mb"]) for o in r) for name, r in results.items()}
+        print(f"{preset}, {size}x{size}, batch {batch}, {args.threads} threads, {int(params[name]):,} parameters "
+              f"(auxiliary head included); median of {args.rounds} rounds of {args.steps} steps after the first")
+        print(f"  {'variant':<34} {'images/s':>9} {'first step':>11} {'peak memory':>12}")
+        for name in variants:
+            print(f"  {name:<34} {rate[name]:>9.3f} {first[name]:>9.1f} s {memory[name]:>9.0f} MB")
+        engine = "engine (channels_last)"
+        faster = max(("python reference, contiguous", "python reference, channels_last"), key=rate.get)
+        print(f"  engine / faster reference ({faster.split(', ')[1]}): {rate[engine] / rate[faster]:.2f}x images/s "
+              f"(target >= 1.5), {memory[engine] / memory[faster]:.2f}x peak memory (target <= 1.0)")
+        for workers in (1, 2):
+            loader = float(run([os.path.join(args.build_dir, "bin", "nas_bench_image_loader"), "--size", str(size),
+                                "--batch", str(batch), "--workers", str(workers),
+                                "--threads", str(args.threads)])["images_per_s"])
+            print(f"  image_folder loader, {workers} thread{'s' if workers > 1 else ''}: {loader:.1f} images/s, "
+                  f"{loader / rate[engine]:.0f}x the engine's training (target >= 5x)")
+
+
+if __name__ == "__main__":
+    main()
