@@ -17,13 +17,21 @@ cropped by dataset/image_folder, flipped and normalized by the loader, with 1 an
 (1 is the default): images/s and the headroom over the engine's training (target: at least 5x with the
 default).
 
+Last, data-parallel training of Mobile: `nas-host run` of a `train` stage (synthetic 224x224 images,
+global batch 16, one epoch of --dp-steps steps, first step included) in 1 process with every thread
+and in 2 processes (--nproc 1: Gloo, the cores split between them), rounds interleaved: the global
+images/s of each and their ratio.
+
 usage: bench/imagenet.py [BUILD_DIR] [--models mobile large] [--rounds 2] [--steps 3] [--threads N]
+                         [--dp-steps 10]
 """
 import argparse
 import os
+import json
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -42,6 +50,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--dp-steps", type=int, default=10, help="0: no data-parallel measurement")
     args = parser.parse_args()
 
     genotype = os.path.join(ROOT, "configs", "genotypes", "nasnet_a.yaml")
@@ -83,6 +92,41 @@ def main():
                                 "--threads", str(args.threads)])["images_per_s"])
             print(f"  image_folder loader, {workers} thread{'s' if workers > 1 else ''}: {loader:.1f} images/s, "
                   f"{loader / rate[engine]:.0f}x the engine's training (target >= 5x)")
+
+    if args.dp_steps:
+        data_parallel(args)
+
+
+def data_parallel(args):
+    genotype = os.path.join(ROOT, "configs", "genotypes", "nasnet_a.yaml")
+    config = f"""experiment: {{name: dp_mobile, seed: 0}}
+train:
+  genotype: {genotype}
+  preset: nasnet_a_mobile
+  epochs: 1
+  batch_size: 16
+  validation: 0
+  space: {{plugin: nasnet}}
+  dataset: {{plugin: synthetic, size: {16 * args.dp_steps}, height: 224, width: 224, classes: 10}}
+"""
+    rates = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "dp_mobile.yaml")
+        with open(path, "w") as f:
+            f.write(config)
+        for r in range(args.rounds):
+            for processes in rates:
+                run_dir = os.path.join(tmp, f"p{processes}-{r}")
+                subprocess.run([os.path.join(args.build_dir, "bin", "nas-host"), "run", path, "--run-dir", run_dir,
+                                "--nproc", str(processes - 1)], check=True, capture_output=True, text=True)
+                with open(os.path.join(run_dir, "result.json")) as f:
+                    rates[processes].append(json.load(f)["train_images_per_s"])
+                print(f"  data-parallel mobile, {processes} process(es): {rates[processes][-1]:.2f} images/s",
+                      file=sys.stderr, flush=True)
+    one, two = statistics.median(rates[1]), statistics.median(rates[2])
+    print(f"data-parallel train of nasnet_a_mobile (224x224, global batch 16, {args.dp_steps} steps, median of "
+          f"{args.rounds} rounds): 1 process {one:.2f} images/s, 2 processes (Gloo) {two:.2f} images/s, "
+          f"ratio {two / one:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@
 //   build/release/bin/nas_bench_training [--N 2] [--F 768] [--preset NAME] [--size 32] [--classes 10]
 //                                        [--batch 32] [--steps 6] [--workers 1] [--children 1]
 //                                        [--cifar DIR] [--device cpu|cuda] [--channels_last 1] [--bf16 0]
-//                                        [--loader 1] [--threads CORES]
+//                                        [--loader 1] [--threads CORES] [--profile TRACE.json]
 //
 // Trains a NASNet-A network through the engine (Trainer + Loader, SGD, gradient clipping, the
 // auxiliary head's loss where the model has one; channels_last and bf16 autocast as asked) on
 // synthetic size x size images: a CIFAR-layout child by default, or a preset of the space (e.g.
 // nasnet_a_large; --N and --F then override it only when given). The first step (where oneDNN picks
-// its kernels) is timed apart. Then (unless --loader 0) runs the loader alone over CIFAR-10 (real files
+// its kernels) is timed apart; --profile writes the measured steps' ATen ops as a Chrome trace (for
+// bench/op_profile.py). Then (unless --loader 0) runs the loader alone over CIFAR-10 (real files
 // when --cifar is given, else synthetic) with the training augmentation. Prints key value lines.
 // With --children K, K children train at once on K threads, one intra-op thread each (how a search
 // worker fills a CPU with small children); images_per_s is then their sum.
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/torch.h>
 
 #include "nas/config.hpp"
@@ -103,7 +105,16 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     trainer.fit(warmup);  // oneDNN picks its kernels on first use
     if (k == 0) first_step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string trace = k == 0 ? text_flag(argc, argv, "profile") : "";
+    namespace profiler = torch::profiler::impl;
+    const profiler::ProfilerConfig config(profiler::ProfilerState::KINETO, /*report_input_shapes=*/true);
+    const std::set<profiler::ActivityType> activities{profiler::ActivityType::CPU};
+    if (!trace.empty()) {
+      torch::autograd::profiler::prepareProfiler(config, activities);
+      torch::autograd::profiler::enableProfiler(config, activities);
+    }
     rates[k] = trainer.fit(loader).images_per_second;
+    if (!trace.empty()) torch::autograd::profiler::disableProfiler()->save(trace);
     if (k == 0)
       for (const auto& p : network->parameters()) params += p.numel();
   };

@@ -12,6 +12,7 @@ memory.
 
 usage: nasnet_reference.py GENOTYPE [--N 2] [--F 768] [--batch 32] [--steps 5] [--threads T] [--channels-last]
                            [--preset nasnet_a_mobile|nasnet_a_large] [--size 32] [--classes 10]
+                           [--profile TRACE.json]   (the measured steps' ATen ops, for bench/op_profile.py)
 """
 import argparse
 import re
@@ -201,6 +202,7 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--profile", help="write the measured steps' ATen ops to this Chrome trace")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -226,10 +228,16 @@ def main():
     start = time.perf_counter()
     step()  # the first step: oneDNN picks its kernels
     first = time.perf_counter() - start
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True)
+    if args.profile:
+        profiler.start()
     start = time.perf_counter()
     for _ in range(args.steps):
         step()
     rate = args.batch * args.steps / (time.perf_counter() - start)
+    if args.profile:
+        profiler.stop()
+        profiler.export_chrome_trace(args.profile)
     print(f"params {sum(p.numel() for p in net.parameters())}")
     print(f"first_step_s {first:.3f}")
     print(f"images_per_s {rate:.3f}")
