@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -345,6 +346,24 @@ TEST_F(DistributedTest, DataParallelTrainingReportsWhatOneProcessReports) {
                 r["test_top1"].get<double>(), 1.5 / 80)  // one image of 80, for the rounding of another batch order
         << ranks << " ranks";
   }
+}
+
+// Without experiment.threads, a data-parallel stage splits the machine's cores among all the run's
+// processes on it, the coordinator's included (it trains too): no more threads than cores.
+TEST_F(DistributedTest, DataParallelTrainingSplitsTheCoresAmongTheProcesses) {
+  write_four_classes(dir_ / "images");
+  auto r = host(fmt::format("run {} --run-dir split --nproc 1 experiment.threads=0 train.epochs=1 train.dataset.root='{}'",
+                            config("train_image_folder"), (dir_ / "images").string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency() / 2);
+  const std::string split = fmt::format("stage 'train': {} thread{} in each of this machine's 2 processes", threads,
+                                        threads == 1 ? "" : "s");
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (threads != cores) {  // one core: one thread each, as without the split
+    EXPECT_THAT(r.output, HasSubstr(split));
+    EXPECT_THAT(nas::test::read_text(dir_ / "split" / "worker-1.log"), HasSubstr(split));
+  }
+  EXPECT_THAT(r.output, HasSubstr(fmt::format("({} threads, device cpu)", cores)));  // the process's own, outside
 }
 
 // A rank that dies in data-parallel training: the other stops with a clear error instead of waiting

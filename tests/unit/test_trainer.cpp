@@ -229,6 +229,30 @@ TEST_F(TrainerTest, Bf16AutocastComputesTheForwardPassInBf16AndKeepsFp32Weights)
   EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU)) << "autocast ends with the forward pass";
 }
 
+// Every kernel gets the strides of a dense channels_last tensor, 1x1 and depthwise kernels too (whose
+// default strides also pass is_contiguous(ChannelsLast)): with those, a convolution of a strided view
+// (the factorized reduction's) stays in channels_last instead of falling back to NCHW.
+TEST_F(TrainerTest, ChannelsLastGivesEveryKernelChannelsLastStrides) {
+  auto net = network(3, 10);
+  nas::TrainOptions options;
+  nas::Trainer trainer(*net, options, {}, context_);
+  torch::Tensor pointwise;
+  for (const torch::Tensor& w : net->parameters()) {
+    if (w.dim() != 4) continue;
+    EXPECT_EQ(w.strides(), at::empty_like(w, at::MemoryFormat::ChannelsLast).strides()) << w.sizes();
+    if (w.size(2) == 1 && w.size(3) == 1) pointwise = w.detach();
+  }
+  ASSERT_TRUE(pointwise.defined());
+
+  // A pointwise kernel of the network on every second pixel of a channels_last input (what the
+  // factorized reduction does): the output is channels_last too.
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  const torch::Tensor x = torch::randn({2, pointwise.size(1), 9, 9}).contiguous(at::MemoryFormat::ChannelsLast);
+  const torch::Tensor grid = x.index({Slice(), Slice(), Slice(None, None, 2), Slice(None, None, 2)});
+  EXPECT_TRUE(at::conv2d(grid, pointwise).is_contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 TEST_F(TrainerTest, DivergenceIsAResultNotACrash) {
   auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
   nas::LoaderOptions o;

@@ -62,6 +62,7 @@ World World::from_environment() {
     w.rank = *rank;
     w.size = integer_variable("WORLD_SIZE").value_or(1);
     w.local_rank = integer_variable("LOCAL_RANK").value_or(0);
+    w.local_size = std::max<std::int64_t>(1, integer_variable("LOCAL_WORLD_SIZE").value_or(1));
     w.launcher = std::getenv("TORCHELASTIC_RUN_ID") ? "torchrun" : "nas-host";
     w.agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE") &&
                     std::string(std::getenv("TORCHELASTIC_USE_AGENT_STORE")) == "True";
@@ -69,6 +70,7 @@ World World::from_environment() {
     w.rank = *procid;
     w.size = integer_variable("SLURM_NTASKS").value_or(1);
     w.local_rank = integer_variable("SLURM_LOCALID").value_or(0);
+    w.local_size = std::max<std::int64_t>(1, integer_variable("SLURM_NTASKS_PER_NODE").value_or(1));
     w.launcher = "slurm";
   } else {
     return w;

@@ -21,9 +21,11 @@ struct NAS_API World {
   std::uint16_t master_port = 0;
   bool agent_store = false;     ///< torchrun's agent runs the TCPStore; every rank is a client
   std::string launcher = "single";  ///< single, nas-host, torchrun, slurm
+  std::int64_t local_size = 1;  ///< processes of the run on this machine, the coordinator's included if it is here
 
-  /// From RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT (nas-host --nproc, torchrun) or
-  /// SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID; a single process when neither is set. Throws UsageError
+  /// From RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE/MASTER_ADDR/MASTER_PORT (nas-host --nproc,
+  /// torchrun) or SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID/SLURM_NTASKS_PER_NODE; a single process when
+  /// neither is set. Throws UsageError
   /// naming the variable when one is malformed.
   static World from_environment();
   bool coordinator() const { return rank == 0; }

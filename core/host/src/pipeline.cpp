@@ -93,18 +93,39 @@ std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& optio
     // No die_with_parent: a worker whose coordinator died says so in one line before it stops.
     pids.push_back(spawn(options.executable, args,
                          {{}, {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(options.nproc + 1)},
-                               {"LOCAL_RANK", std::to_string(rank - 1)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc)},
+                               {"LOCAL_RANK", std::to_string(rank - 1)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc + 1)},
                                {"MASTER_ADDR", cluster.world().master_addr}, {"MASTER_PORT", std::to_string(cluster.port())}}}));
   }
   return pids;
 }
 
-// Threads for a worker: the machine's cores split among the workers on it.
-int worker_threads(const PipelineConfig& config) {
+// Intra-op threads for a stage: experiment.threads when set; else the machine's cores, split among
+// the processes on it that compute the stage. In a data-parallel stage every process trains; in the
+// others the coordinator only coordinates (all its cores are its own, for the few stages that compute
+// in it alone), so the workers share the cores: under nas-host --nproc the coordinator is one of
+// this machine's processes, under torchrun or SLURM it may be elsewhere and counts where it is.
+int stage_threads(const PipelineConfig& config, const World& world, const StageDef* stage) {
   if (config.experiment.threads > 0) return static_cast<int>(config.experiment.threads);
-  const char* local = std::getenv("LOCAL_WORLD_SIZE");
-  const int workers = std::max(1, local ? std::atoi(local) : 1);
-  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / workers);
+  const auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  std::int64_t sharing = world.local_size;
+  if (!(stage && stage->data_parallel)) {
+    if (world.coordinator()) return static_cast<int>(cores);
+    if (world.launcher == "nas-host") sharing = std::max<std::int64_t>(1, sharing - 1);
+  }
+  return static_cast<int>(std::max<std::int64_t>(1, cores / sharing));
+}
+
+// Runs a stage with its threads (stage_threads), saying so when they are not the process's own.
+void with_stage_threads(const PipelineConfig& config, const World& world, const StageConfig& stage, Logger& log,
+                        const std::function<void()>& body) {
+  const int own = at::get_num_threads(), threads = stage_threads(config, world, stage.def);
+  if (threads != own) {
+    log.info("stage '{}': {} thread{} in each of this machine's {} processes", stage.def->name, threads,
+             threads == 1 ? "" : "s", world.local_size);
+    at::set_num_threads(threads);
+  }
+  body();
+  at::set_num_threads(own);
 }
 
 // A GPU of its own for each process (LOCAL_RANK), or a share of one when the config says so.
@@ -179,7 +200,8 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   World world = World::from_environment();
   if (options.nproc > 0) {
     if (world.size > 1) throw UsageError("run: --nproc starts workers itself; do not combine it with torchrun or SLURM");
-    world = World{0, options.nproc + 1, 0, "127.0.0.1", 0, false, "nas-host"};  // loopback only, a free port
+    // Loopback only, a free port; every process on this machine.
+    world = World{0, options.nproc + 1, 0, "127.0.0.1", 0, false, "nas-host", options.nproc + 1};
   }
   std::optional<Cluster> cluster;
   std::vector<pid_t> workers;
@@ -190,8 +212,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
     log.info("{} processes ({}): this one coordinates, store on {}:{}", world.size, world.launcher, world.master_addr,
              cluster->port());
   }
-  int threads = config.experiment.threads > 0 ? static_cast<int>(config.experiment.threads)
-                                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = stage_threads(config, world, nullptr);
   at::set_num_threads(threads);  // LibTorch may start with one thread on some machines
   c10::Device device = pick_device(world.local_rank, config.experiment);
   log.info("{} '{}' in {} ({} threads, device {})", options.resumed ? "resuming run" : "run", config.experiment.name,
@@ -208,7 +229,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   for (const StageConfig& stage : config.stages) {
     auto start = std::chrono::steady_clock::now();
     log.info("stage '{}' started", stage.def->name);
-    stage.def->run(stage, registry, context);
+    with_stage_threads(config, world, stage, log, [&] { stage.def->run(stage, registry, context); });
     std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     log.info("stage '{}' done in {:.1f} s", stage.def->name, took.count());
     stages[stage.def->name] = took.count();
@@ -239,7 +260,7 @@ void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logg
   const fs::path run_dir = cluster.store().get_to_str("run_dir");  // waits for rank 0
   const fs::path log_file = run_dir / fmt::format("worker-{}.log", world.rank);
   log.tee_to(log_file);
-  const int threads = worker_threads(config);
+  const int threads = stage_threads(config, world, nullptr);
   at::set_num_threads(threads);
   const c10::Device device = pick_device(world.local_rank, config.experiment);
   log.info("worker rank {} of {} ({}) in {} ({} threads, device {})", world.rank, world.size, world.launcher,
@@ -250,7 +271,8 @@ void serve_pipeline(const PipelineConfig& config, const Registry& registry, Logg
                        &cluster,
                        processes ? &*processes : nullptr};
   for (const StageConfig& stage : config.stages)
-    if (stage.def->serve) stage.def->serve(stage, registry, context);
+    if (stage.def->serve)
+      with_stage_threads(config, world, stage, log, [&] { stage.def->serve(stage, registry, context); });
   try {
     cluster.store().add("left", 1);
   } catch (const c10::DistError&) {

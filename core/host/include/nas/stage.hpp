@@ -71,6 +71,9 @@ struct StageDef {
   /// The stage builds networks of its `space` slot's plugin: its section also takes that space's
   /// model parameters (its ModelFamily) and `preset`.
   bool trains = false;
+  /// Every process of the run computes the stage together (data-parallel training): the cores of a
+  /// machine are split among all its processes, the coordinator's included.
+  bool data_parallel = false;
 };
 
 /// The stages nas-host knows, in the order a pipeline runs them by default.

@@ -236,7 +236,7 @@ int execute(const Plan* plan_made, fs::path dir, Logger& log, const AblationOpti
   World world = World::from_environment();
   if (options.nproc > 0) {
     if (world.size > 1) throw UsageError("ablate: --nproc starts processes itself; do not combine it with torchrun or SLURM");
-    world = World{0, options.nproc + 1, 0, "127.0.0.1", 0, false, "nas-host"};
+    world = World{0, options.nproc + 1, 0, "127.0.0.1", 0, false, "nas-host", options.nproc + 1};
   }
   std::optional<Cluster> cluster;
   if (world.size > 1) {

@@ -107,6 +107,7 @@ StageDef definition(std::string name, std::string description) {
       .run = run,
       .serve = run,  // the other ranks train their replicas alongside
       .trains = true,
+      .data_parallel = true,
   };
 }
 
