@@ -20,14 +20,12 @@
 
 #include "cluster.hpp"
 #include "data_parallel.hpp"
+#include "flags.hpp"
 
 namespace {
 
-std::string flag(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
+using bench::flag;
+using bench::text_flag;
 
 void measure(const nas::Cluster& cluster, c10::Device device, const std::vector<std::int64_t>& sizes_mb, int iters) {
   auto group = nas::process_group(cluster, "bench", device);
@@ -54,13 +52,13 @@ void measure(const nas::Cluster& cluster, c10::Device device, const std::vector<
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::int64_t ranks = std::stoll(flag(argc, argv, "ranks", "2"));
-  const int iters = std::stoi(flag(argc, argv, "iters", "20"));
+  const std::int64_t ranks = flag(argc, argv, "ranks", 2);
+  const int iters = static_cast<int>(flag(argc, argv, "iters", 20));
   std::vector<std::int64_t> sizes_mb;
-  std::stringstream list(flag(argc, argv, "sizes_mb", "1,16,64"));
+  std::stringstream list(text_flag(argc, argv, "sizes_mb", "1,16,64"));
   for (std::string item; std::getline(list, item, ',');) sizes_mb.push_back(std::stoll(item));
-  const std::int64_t rank = std::stoll(flag(argc, argv, "rank", "0"));
-  const auto port = static_cast<std::uint16_t>(std::stoi(flag(argc, argv, "port", "0")));
+  const std::int64_t rank = flag(argc, argv, "rank", 0);
+  const auto port = static_cast<std::uint16_t>(flag(argc, argv, "port", 0));
 
   // Rank 0 serves the store, then starts the other ranks as copies of this program (before touching
   // CUDA, which a forked process could not use).
@@ -81,10 +79,10 @@ int main(int argc, char** argv) {
       }
       children.push_back(pid);
     }
-  const bool cuda = flag(argc, argv, "device", "cpu") == "cuda";
+  const bool cuda = text_flag(argc, argv, "device", "cpu") == "cuda";
   c10::Device device(c10::kCPU);
   if (cuda) {
-    const std::int64_t gpu = flag(argc, argv, "share", "0") == "1" ? 0 : rank % torch::cuda::device_count();
+    const std::int64_t gpu = text_flag(argc, argv, "share", "0") == "1" ? 0 : rank % torch::cuda::device_count();
     device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(gpu));
   }
   measure(cluster, device, sizes_mb, iters);

@@ -26,16 +26,13 @@
 #include "nas/data.hpp"
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
+#include "flags.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::int64_t flag(int argc, char** argv, const std::string& name, std::int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return std::stoll(argv[i + 1]);
-  return fallback;
-}
+using bench::flag;
 
 void write_jpeg(const fs::path& file, int width, int height, std::mt19937& rng) {
   std::vector<unsigned char> rgb(static_cast<std::size_t>(width) * height * 3);

@@ -26,21 +26,18 @@ usage: bench/imagenet.py [BUILD_DIR] [--models mobile large] [--rounds 2] [--ste
                          [--dp-steps 10]
 """
 import argparse
-import os
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 
+from training import run  # a benchmark program's "key value" lines
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = {"mobile": ("nasnet_a_mobile", 224, 16), "large": ("nasnet_a_large", 331, 2)}
-
-
-def run(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return {k: v for k, v in (line.split(" ", 1) for line in out.splitlines() if " " in line)}
 
 
 def main():

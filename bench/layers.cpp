@@ -14,14 +14,11 @@
 #include <torch/torch.h>
 
 #include "nas/layers.hpp"
+#include "flags.hpp"
 
 namespace {
 
-std::int64_t flag(int argc, char** argv, const std::string& name, std::int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return std::stoll(argv[i + 1]);
-  return fallback;
-}
+using bench::flag;
 
 template <class Conv>
 double seconds_per_iteration(Conv& conv, const at::Tensor& x, std::int64_t iterations) {

@@ -17,14 +17,11 @@
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/space.hpp"
+#include "flags.hpp"
 
 namespace {
 
-std::int64_t flag(int argc, char** argv, const std::string& name, std::int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return std::stoll(argv[i + 1]);
-  return fallback;
-}
+using bench::flag;
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

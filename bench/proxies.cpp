@@ -26,16 +26,13 @@
 #include "nas/proxies.hpp"
 #include "nas/seed.hpp"
 #include "nas/space.hpp"
+#include "flags.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::int64_t flag(int argc, char** argv, const std::string& name, std::int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return std::stoll(argv[i + 1]);
-  return fallback;
-}
+using bench::flag;
 
 double spearman(const std::vector<double>& x, const std::vector<double>& y) {
   const std::vector<double> rx = nas::stats::average_ranks(x), ry = nas::stats::average_ranks(y);

@@ -29,20 +29,12 @@
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "nas/trainer.hpp"
+#include "flags.hpp"
 
 namespace {
 
-std::int64_t flag(int argc, char** argv, const std::string& name, std::int64_t fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return std::stoll(argv[i + 1]);
-  return fallback;
-}
-
-std::string text_flag(int argc, char** argv, const std::string& name) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return "";
-}
+using bench::flag;
+using bench::text_flag;
 
 std::vector<std::int64_t> range(std::int64_t n) {
   std::vector<std::int64_t> v(static_cast<std::size_t>(n));
