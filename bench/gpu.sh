@@ -5,7 +5,10 @@
 #   2. a search-sized child (NASNet-A 2@96, batch 64, bf16 + channels_last) trained by one process vs
 #      four processes sharing GPU 0 at once (what experiment.processes_per_gpu: 4 does), images/s;
 #   3. all-reduce bandwidth of the process groups that data-parallel training uses: NCCL with one rank
-#      per GPU, and Gloo between four processes that share a GPU.
+#      per GPU, and Gloo between four processes that share a GPU;
+#   4. the paper's ImageNet models, NASNet-A Mobile (224, batch 128) and Large (331, batch 32), through
+#      the engine and through bench/reference in fp32, fp32 channels_last and bf16 + channels_last
+#      (bench/imagenet.py --device cuda): images/s and peak GPU memory, engine / reference per setting.
 # Usage: bench/gpu.sh [BUILD_DIR]   (default build/release; configured and built first if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,3 +46,6 @@ echo "## 3. all-reduce bandwidth (float32)"
 if [ "$gpus" -lt 2 ]; then
   echo "(one GPU: NCCL has one rank and no link to measure; its line shows the call's cost, its bus bandwidth is 0)"
 fi
+
+echo "## 4. NASNet-A Mobile and Large (ImageNet sizes), engine vs Python reference"
+python3 bench/imagenet.py "$build" --device cuda --rounds 1 --steps 5

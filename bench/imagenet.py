@@ -22,8 +22,13 @@ global batch 16, one epoch of --dp-steps steps, first step included) in 1 proces
 and in 2 processes (--nproc 1: Gloo, the cores split between them), rounds interleaved: the global
 images/s of each and their ratio.
 
+With --device cuda (bench/gpu.sh): both models at GPU batch sizes (Mobile 128, Large 32), each of
+fp32 contiguous, fp32 channels_last and bf16 autocast + channels_last through the engine and through
+the reference: images/s, peak GPU memory (what tensors took at most) and the engine's ratios per
+setting; no loader or data-parallel measurement.
+
 usage: bench/imagenet.py [BUILD_DIR] [--models mobile large] [--rounds 2] [--steps 3] [--threads N]
-                         [--dp-steps 10]
+                         [--dp-steps 10] [--device cpu|cuda] [--gpu-batch '{"mobile": 128, "large": 32}']
 """
 import argparse
 import json
@@ -38,6 +43,12 @@ from training import run  # a benchmark program's "key value" lines
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = {"mobile": ("nasnet_a_mobile", 224, 16), "large": ("nasnet_a_large", 331, 2)}
+# On a GPU: each side in fp32 contiguous (NCHW), fp32 channels_last, and bf16 autocast + channels_last.
+GPU_SETTINGS = {
+    "fp32 contiguous": (["--channels_last", "0", "--bf16", "0"], []),
+    "fp32 channels_last": (["--channels_last", "1", "--bf16", "0"], ["--channels-last"]),
+    "bf16 channels_last": (["--channels_last", "1", "--bf16", "1"], ["--channels-last", "--bf16"]),
+}
 
 
 def main():
@@ -48,20 +59,31 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--dp-steps", type=int, default=10, help="0: no data-parallel measurement")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--gpu-batch", type=json.loads, default={"mobile": 128, "large": 32},
+                        help='batch sizes on a GPU (JSON; default {"mobile": 128, "large": 32})')
     args = parser.parse_args()
 
     genotype = os.path.join(ROOT, "configs", "genotypes", "nasnet_a.yaml")
     for model in args.models:
         preset, size, batch = MODELS[model]
+        batch = args.gpu_batch[model] if args.device == "cuda" else batch
         common = ["--size", str(size), "--batch", str(batch), "--steps", str(args.steps), "--classes", "1000"]
         reference = [sys.executable, os.path.join(HERE, "reference", "nasnet_reference.py"), genotype, "--preset", preset,
-                     "--threads", str(args.threads)] + common
-        variants = {
-            "engine (channels_last)": [os.path.join(args.build_dir, "bin", "nas_bench_training"), "--preset", preset,
-                                       "--loader", "0", "--workers", "0", "--threads", str(args.threads)] + common,
-            "python reference, contiguous": reference,
-            "python reference, channels_last": reference + ["--channels-last"],
-        }
+                     "--threads", str(args.threads), "--device", args.device] + common
+        engine = [os.path.join(args.build_dir, "bin", "nas_bench_training"), "--preset", preset, "--loader", "0",
+                  "--workers", "0", "--threads", str(args.threads), "--device", args.device] + common
+        if args.device == "cpu":
+            variants = {
+                "engine (channels_last)": engine,
+                "python reference, contiguous": reference,
+                "python reference, channels_last": reference + ["--channels-last"],
+            }
+        else:  # each setting on both sides
+            variants = {}
+            for setting, (engine_flags, reference_flags) in GPU_SETTINGS.items():
+                variants[f"engine, {setting}"] = engine + engine_flags
+                variants[f"python reference, {setting}"] = reference + reference_flags
         results = {name: [] for name in variants}
         for _ in range(args.rounds):
             for name, cmd in variants.items():
@@ -71,26 +93,34 @@ def main():
         if len(set(params.values())) != 1:
             sys.exit(f"the networks differ: parameters {params}")
 
+        memory_key = "peak_gpu_mb" if args.device == "cuda" else "peak_rss_mb"
         rate = {name: statistics.median(float(o["images_per_s"]) for o in r) for name, r in results.items()}
         first = {name: statistics.median(float(o["first_step_s"]) for o in r) for name, r in results.items()}
-        memory = {name: max(float(o["peak_rss_mb"]) for o in r) for name, r in results.items()}
-        print(f"{preset}, {size}x{size}, batch {batch}, {args.threads} threads, {int(params[name]):,} parameters "
+        memory = {name: max(float(o[memory_key]) for o in r) for name, r in results.items()}
+        print(f"{preset}, {size}x{size}, batch {batch}, {args.device}"
+              f"{f', {args.threads} threads' if args.device == 'cpu' else ''}, {int(params[name]):,} parameters "
               f"(auxiliary head included); median of {args.rounds} rounds of {args.steps} steps after the first")
-        print(f"  {'variant':<34} {'images/s':>9} {'first step':>11} {'peak memory':>12}")
+        print(f"  {'variant':<40} {'images/s':>9} {'first step':>11} {'peak memory':>12}")
         for name in variants:
-            print(f"  {name:<34} {rate[name]:>9.3f} {first[name]:>9.1f} s {memory[name]:>9.0f} MB")
-        engine = "engine (channels_last)"
+            print(f"  {name:<40} {rate[name]:>9.3f} {first[name]:>9.1f} s {memory[name]:>9.0f} MB")
+        if args.device == "cuda":
+            for setting in GPU_SETTINGS:
+                ours, theirs = f"engine, {setting}", f"python reference, {setting}"
+                print(f"  engine / reference, {setting}: {rate[ours] / rate[theirs]:.2f}x images/s, "
+                      f"{memory[ours] / memory[theirs]:.2f}x peak GPU memory")
+            continue
+        ours = "engine (channels_last)"
         faster = max(("python reference, contiguous", "python reference, channels_last"), key=rate.get)
-        print(f"  engine / faster reference ({faster.split(', ')[1]}): {rate[engine] / rate[faster]:.2f}x images/s "
-              f"(target >= 1.5), {memory[engine] / memory[faster]:.2f}x peak memory (target <= 1.0)")
+        print(f"  engine / faster reference ({faster.split(', ')[1]}): {rate[ours] / rate[faster]:.2f}x images/s "
+              f"(target >= 1.5), {memory[ours] / memory[faster]:.2f}x peak memory (target <= 1.0)")
         for workers in (1, 2):
             loader = float(run([os.path.join(args.build_dir, "bin", "nas_bench_image_loader"), "--size", str(size),
                                 "--batch", str(batch), "--workers", str(workers),
                                 "--threads", str(args.threads)])["images_per_s"])
             print(f"  image_folder loader, {workers} thread{'s' if workers > 1 else ''}: {loader:.1f} images/s, "
-                  f"{loader / rate[engine]:.0f}x the engine's training (target >= 5x)")
+                  f"{loader / rate[ours]:.0f}x the engine's training (target >= 5x)")
 
-    if args.dp_steps:
+    if args.dp_steps and args.device == "cpu":
         data_parallel(args)
 
 

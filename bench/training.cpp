@@ -24,6 +24,10 @@
 #include <fmt/format.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/torch.h>
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>)  // a CUDA build of LibTorch
+#include <c10/cuda/CUDACachingAllocator.h>
+#define NAS_BENCH_CUDA_MEMORY 1
+#endif
 
 #include "nas/config.hpp"
 #include "nas/loader.hpp"
@@ -110,10 +114,17 @@ int main(int argc, char** argv) {
     if (k == 0)
       for (const auto& p : network->parameters()) params += p.numel();
   };
-  auto print_peak_memory = [] {
+  auto print_peak_memory = [&] {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     fmt::print("peak_rss_mb {:.1f}\n", static_cast<double>(usage.ru_maxrss) / 1024.0);
+#ifdef NAS_BENCH_CUDA_MEMORY
+    if (device.is_cuda()) {  // what tensors took at most, as Python's torch.cuda.max_memory_allocated()
+      const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+      const auto all = static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+      fmt::print("peak_gpu_mb {:.1f}\n", static_cast<double>(stats.allocated_bytes[all].peak) / (1 << 20));
+    }
+#endif
   };
   torch::manual_seed(0);
   // One child trains on the main thread, as nas-host trains (measured on Large: no difference beyond

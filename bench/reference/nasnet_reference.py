@@ -8,10 +8,11 @@ head and dropout of the paper's ImageNet models), written the way Python NAS cod
 prints its parameter count, so the two networks can be checked to be the same size, the training
 throughput (forward + backward + SGD step with gradient clipping, the auxiliary head's loss weighted
 0.4 as in our trainer) on a fixed random batch, the first step's time apart, and the peak resident
-memory.
+memory (on a GPU also the peak memory its tensors took there).
 
 usage: nasnet_reference.py GENOTYPE [--N 2] [--F 768] [--batch 32] [--steps 5] [--threads T] [--channels-last]
                            [--preset nasnet_a_mobile|nasnet_a_large] [--size 32] [--classes 10]
+                           [--device cpu|cuda] [--bf16]   (bf16 autocast over the forward pass, as our trainer)
                            [--profile TRACE.json]   (the measured steps' ATen ops, for bench/op_profile.py)
 """
 import argparse
@@ -202,6 +203,8 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast over the forward pass")
     parser.add_argument("--profile", help="write the measured steps' ATen ops to this Chrome trace")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -210,20 +213,22 @@ def main():
     n, f = model.pop("N"), model.pop("F")
     net = Network(read_genotype(args.genotype), n, f, args.classes, **model)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    net = net.to(memory_format=fmt).train()
+    net = net.to(device=args.device, memory_format=fmt).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    x = torch.randn(args.batch, 3, args.size, args.size).contiguous(memory_format=fmt)
-    y = torch.randint(0, args.classes, (args.batch,))
+    x = torch.randn(args.batch, 3, args.size, args.size, device=args.device).contiguous(memory_format=fmt)
+    y = torch.randint(0, args.classes, (args.batch,), device=args.device)
 
     def step():
         opt.zero_grad()
-        logits, aux = net(x)
-        loss = F.cross_entropy(logits, y)
+        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16):
+            logits, aux = net(x)
+        loss = F.cross_entropy(logits.float(), y)
         if aux is not None:
-            loss = loss + 0.4 * F.cross_entropy(aux, y)
+            loss = loss + 0.4 * F.cross_entropy(aux.float(), y)
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
+        loss.item()  # as our trainer, which reads every step's loss (on a GPU: waits for the step)
 
     start = time.perf_counter()
     step()  # the first step: oneDNN picks its kernels
@@ -242,6 +247,8 @@ def main():
     print(f"first_step_s {first:.3f}")
     print(f"images_per_s {rate:.3f}")
     print(f"peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
+    if args.device == "cuda":
+        print(f"peak_gpu_mb {torch.cuda.max_memory_allocated() / 2**20:.1f}")
 
 
 if __name__ == "__main__":
