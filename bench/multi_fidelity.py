@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
 """Multi-fidelity against full evaluation with real training: the quickstart's children (Fashion-MNIST,
-a 1@32 NASNet network of 3-block cells) trained for up to EPOCHS epochs, the same controller, seeds and
-number of children, with `scheduler: none` (every child EPOCHS epochs) and `scheduler: asha` (rungs of
-EPOCHS/9, EPOCHS/3 and EPOCHS epochs, reduction 3), the two interleaved seed by seed.
+a 1@32 NASNet network of 3-block cells) trained for up to EPOCHS epochs, the same controller and seeds
+(and number of children unless --asha-children), with `scheduler: none` (every child EPOCHS epochs)
+and `scheduler: asha` (rungs of EPOCHS/9, EPOCHS/3 and EPOCHS epochs, reduction 3), the two
+interleaved seed by seed.
 
 The default controller, `random`, proposes the same children in both arms for a seed (its proposals do
 not depend on rewards) and a child trains the same way in both (its training seed is derived from the
 run's seed and its index), so the comparison is of the scheduler alone: does ASHA find the best of the
 same children sooner? `--controller evolution` (population 6, sample 3) learns from the rewards each
-arm sees, so its children differ between arms.
+arm sees, so its children differ between arms. `--asha-children` gives the asha arm more children than
+none (ASHA's use: more candidates for the same budget); with `random` its first --children are none's.
 
 For each run: the best validation accuracy of a child trained in full (EPOCHS epochs: the only
 accuracies that compare) against the search's wall time. Reported per seed: each arm's final best, its
 wall time, and the time ASHA took to first reach none's final best (or within --tolerance of it), as
 a share of none's time. The issue's target: the same best accuracy in at most half the wall time.
 
-usage: bench/multi_fidelity.py [BUILD_DIR] [--seeds 0 1] [--children 12] [--epochs 9] [--threads 2]
-                               [--controller random|evolution] [--tolerance 0] [--keep DIR]
+usage: bench/multi_fidelity.py [BUILD_DIR] [--seeds 0 1] [--children 12] [--asha-children N] [--epochs 9]
+                               [--threads 2] [--controller random|evolution] [--tolerance 0] [--keep DIR]
 """
 import argparse
 import json
@@ -52,6 +54,7 @@ def main():
     parser.add_argument("build_dir", nargs="?", default="build/release")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--children", type=int, default=12)
+    parser.add_argument("--asha-children", type=int, help="children of the asha arm (default: --children)")
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tolerance", type=float, default=0.0)
@@ -62,11 +65,11 @@ def main():
     host = os.path.abspath(os.path.join(args.build_dir, "bin", "nas-host"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     config = os.path.join(root, "configs", "quickstart.yaml")
-    common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0", f"search.evaluations={args.children}",
+    common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0",
               f"search.controller={CONTROLLERS[args.controller]}", "search.schedule=async"]
     arms = {
-        "none": [],
-        "asha": ["search.scheduler.plugin=asha",
+        "none": [f"search.evaluations={args.children}"],
+        "asha": [f"search.evaluations={args.asha_children or args.children}", "search.scheduler.plugin=asha",
                  f"search.scheduler.min_fidelity={max(1, EPOCHS // 9)}", f"search.scheduler.max_fidelity={EPOCHS}",
                  "search.scheduler.reduction=3"],
     }

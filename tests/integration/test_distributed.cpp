@@ -348,6 +348,18 @@ TEST_F(DistributedTest, DataParallelTrainingReportsWhatOneProcessReports) {
   }
 }
 
+// A stage fails in the coordinator (here: it has no genotype to hand its workers): it stops the
+// workers it started and exits at once, rather than leaving them to retry the store for minutes.
+TEST_F(DistributedTest, WhenAStageFailsTheCoordinatorStopsItsWorkers) {
+  write_four_classes(dir_ / "images");
+  auto r = host(fmt::format("run {} --run-dir no_genotype --nproc 1 \"train.genotype=''\" train.dataset.root='{}'",
+                            config("train_image_folder"), (dir_ / "images").string()));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("error: train: no genotype given"));
+  EXPECT_THAT(r.output, HasSubstr("stopping the 1 worker process this run started")) << r.output;
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr("[c10d]"))) << "no worker waited for the store";
+}
+
 // Without experiment.threads, a data-parallel stage splits the machine's cores among all the run's
 // processes on it, the coordinator's included (it trains too): no more threads than cores.
 TEST_F(DistributedTest, DataParallelTrainingSplitsTheCoresAmongTheProcesses) {

@@ -120,7 +120,12 @@ Batch Loader::build(const std::vector<std::int64_t>& order, std::int64_t epoch, 
     at::Tensor std = at::tensor(options_.std, at::kFloat).view({1, channels, 1, 1});
     stacked = (stacked - mean) / std;
   }
-  return Batch{stacked.contiguous(), at::tensor(labels, at::kLong)};
+  Batch batch{stacked.contiguous(), at::tensor(labels, at::kLong)};
+  if (options_.pin_memory) {  // on the worker thread, so that the trainer's copy to the GPU needs no staging
+    batch.images = batch.images.pin_memory();
+    batch.labels = batch.labels.pin_memory();
+  }
+  return batch;
 }
 
 void Loader::for_each(std::int64_t epoch, std::int64_t first, const std::function<bool(std::int64_t, Batch&)>& consume) const {

@@ -41,6 +41,7 @@ ChildTraining::ChildTraining(const Space& space, const std::string& genotype, co
   LoaderOptions data;
   data.batch_size = recipe.data.batch_size;
   data.workers = recipe.data.workers;
+  data.pin_memory = context.device.is_cuda();
   if (data_parallel) {
     data.shard = data_parallel->rank();
     data.shards = data_parallel->size();

@@ -217,9 +217,10 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
         r->on_batch(batch.images, {step, total_steps});
         r->on_step(network_, {step, total_steps});
       }
-      at::Tensor images_in = batch.images.to(context_.device);
+      // From pinned batches (LoaderOptions::pin_memory) the copies overlap the GPU's work on the last step.
+      at::Tensor images_in = batch.images.to(context_.device, /*non_blocking=*/true);
       if (options_.channels_last) images_in = images_in.contiguous(at::MemoryFormat::ChannelsLast);
-      at::Tensor labels = batch.labels.to(context_.device);
+      at::Tensor labels = batch.labels.to(context_.device, /*non_blocking=*/true);
 
       optimizer.zero_grad();
       NetworkOutput out;
@@ -326,9 +327,9 @@ Metrics Trainer::evaluate(const Loader& loader) {
   double loss_sum = 0;
   std::int64_t top1 = 0, top5 = 0;
   loader.for_each(0, 0, [&](std::int64_t, Batch& batch) {
-    at::Tensor images = batch.images.to(context_.device);
+    at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
     if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
-    at::Tensor labels = batch.labels.to(context_.device);
+    at::Tensor labels = batch.labels.to(context_.device, /*non_blocking=*/true);
     at::Tensor logits = network_.forward(images).logits.to(at::kFloat);
     loss_sum += torch::nn::functional::cross_entropy(logits, labels).item<double>() * static_cast<double>(labels.size(0));
     auto [h1, h5] = hits(logits, labels);

@@ -1,6 +1,7 @@
 // Running a resolved pipeline.
 #include "nas/pipeline.hpp"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <ctime>
+#include <exception>
 #include <fstream>
 #include <thread>
 
@@ -98,6 +100,27 @@ std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& optio
   }
   return pids;
 }
+
+// Stops the workers this process started (`pids`) when it leaves by an exception, i.e. a stage
+// failed here: without their coordinator they have nothing to do, and one that has not connected yet
+// would retry for the store's timeout, twice, long after this command returned.
+class StopWorkersOnError {
+ public:
+  StopWorkersOnError(std::vector<pid_t>& pids, Logger& log) : pids_(pids), log_(log) {}
+  StopWorkersOnError(const StopWorkersOnError&) = delete;
+  StopWorkersOnError& operator=(const StopWorkersOnError&) = delete;
+  ~StopWorkersOnError() {
+    if (std::uncaught_exceptions() == exceptions_ || pids_.empty()) return;
+    log_.info("stopping the {} worker process{} this run started", pids_.size(), pids_.size() == 1 ? "" : "es");
+    for (pid_t pid : pids_) kill(pid, SIGTERM);
+    for (pid_t pid : pids_) waitpid(pid, nullptr, 0);
+  }
+
+ private:
+  std::vector<pid_t>& pids_;
+  Logger& log_;
+  const int exceptions_ = std::uncaught_exceptions();
+};
 
 // Intra-op threads for a stage: experiment.threads when set; else the machine's cores, split among
 // the processes on it that compute the stage. In a data-parallel stage every process trains; in the
@@ -205,6 +228,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   }
   std::optional<Cluster> cluster;
   std::vector<pid_t> workers;
+  const StopWorkersOnError stop_workers_on_error(workers, log);
   if (world.size > 1) {
     cluster.emplace(world, kStoreTimeout);
     cluster->store().set("run_dir", fmt::format("{}", fs::absolute(run_dir).string()));
@@ -247,6 +271,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
     if (WIFSIGNALED(status)) log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
     else if (WEXITSTATUS(status) != 0) log.warn("worker process {} exited with status {}", pid, WEXITSTATUS(status));
   }
+  workers.clear();  // waited for
   // Last, and atomically (write_file renames): whoever sees the marker sees a complete run.
   write_file(finished_marker(run_dir),
              nlohmann::ordered_json{{"finished_at", utc_timestamp()}, {"stage_seconds", stages}}.dump(2) + "\n");
