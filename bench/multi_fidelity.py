@@ -69,7 +69,7 @@ def main():
               f"search.controller={CONTROLLERS[args.controller]}", "search.schedule=async"]
     arms = {
         "none": [f"search.evaluations={args.children}"],
-        "asha": [f"search.evaluations={args.asha_children or args.children}", "search.scheduler.plugin=asha",
+        "asha": [f"search.evaluations={args.children if args.asha_children is None else args.asha_children}", "search.scheduler.plugin=asha",
                  f"search.scheduler.min_fidelity={max(1, EPOCHS // 9)}", f"search.scheduler.max_fidelity={EPOCHS}",
                  "search.scheduler.reduction=3"],
     }

@@ -8,11 +8,11 @@
 // Trains a NASNet-A network through the engine (Trainer + Loader, SGD, gradient clipping, the
 // auxiliary head's loss where the model has one; channels_last and bf16 autocast as asked) on a
 // batch of synthetic size x size images held in memory (HeldImages): a CIFAR-layout child by default,
-// or a preset of the space (e.g. nasnet_a_large; --N and --F then override it only when given). The first step (where oneDNN picks
-// its kernels) is timed apart; --profile writes the measured steps' ATen ops as a Chrome trace (for
-// bench/op_profile.py). Then (unless --loader 0) runs the loader alone over CIFAR-10 (real files
-// when --cifar is given, else synthetic size x size images) with the training augmentation. Prints
-// key value lines.
+// or a preset of the space (e.g. nasnet_a_large; --N and --F then override it only when given). The
+// first step (where oneDNN picks its kernels) is timed apart; --profile writes the measured steps'
+// ATen ops as a Chrome trace (for bench/op_profile.py). Then (unless --loader 0) runs the loader
+// alone over CIFAR-10 (real files when --cifar is given, else synthetic size x size images) with the
+// training augmentation. Prints key value lines.
 // With --children K, K children train at once on K threads, one intra-op thread each (how a search
 // worker fills a CPU with small children); images_per_s is then their sum.
 #include <sys/resource.h>
@@ -25,9 +25,8 @@
 #include <fmt/format.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/torch.h>
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>)  // a CUDA build of LibTorch
+#ifdef NAS_BENCH_CUDA  // a CUDA build of LibTorch (bench/CMakeLists.txt)
 #include <c10/cuda/CUDACachingAllocator.h>
-#define NAS_BENCH_CUDA_MEMORY 1
 #endif
 
 #include "nas/config.hpp"
@@ -141,7 +140,7 @@ int main(int argc, char** argv) {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     fmt::print("peak_rss_mb {:.1f}\n", static_cast<double>(usage.ru_maxrss) / 1024.0);
-#ifdef NAS_BENCH_CUDA_MEMORY
+#ifdef NAS_BENCH_CUDA
     if (device.is_cuda()) {  // what tensors took at most, as Python's torch.cuda.max_memory_allocated()
       const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
       const auto all = static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE);
@@ -176,6 +175,7 @@ int main(int argc, char** argv) {
                   : registry.create<nas::Dataset>("cifar10", create("dataset", "cifar10", {{"root", cifar}}), context,
                                                   {nas::Split::train});
   nas::LoaderOptions feed = options;
+  feed.pin_memory = false;  // what the CPU does alone
   feed.augmentation = {4, true};
   feed.mean = {0.4914, 0.4822, 0.4465};
   feed.std = {0.2470, 0.2435, 0.2616};

@@ -217,7 +217,8 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
         r->on_batch(batch.images, {step, total_steps});
         r->on_step(network_, {step, total_steps});
       }
-      // From pinned batches (LoaderOptions::pin_memory) the copies overlap the GPU's work on the last step.
+      // From pinned batches (LoaderOptions::pin_memory) a copy to the GPU is one direct transfer that
+      // this thread does not wait for (it waits at the loss, below).
       at::Tensor images_in = batch.images.to(context_.device, /*non_blocking=*/true);
       if (options_.channels_last) images_in = images_in.contiguous(at::MemoryFormat::ChannelsLast);
       at::Tensor labels = batch.labels.to(context_.device, /*non_blocking=*/true);

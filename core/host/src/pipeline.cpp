@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <exception>
@@ -84,10 +85,9 @@ std::int64_t launcher_rank() { return World::from_environment().rank; }
 namespace {
 
 // Starts worker ranks 1..nproc on this machine, each `nas-host run --resume RUN_DIR` with the
-// launcher's variables.
-std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& options, const fs::path& run_dir) {
+// launcher's variables; `pids` holds each as soon as it runs (for StopWorkersOnError).
+void start_workers(const Cluster& cluster, const RunOptions& options, const fs::path& run_dir, std::vector<pid_t>& pids) {
   if (options.executable.empty()) throw Error("run: cannot start worker processes without the nas-host executable");
-  std::vector<pid_t> pids;
   for (std::int64_t rank = 1; rank <= options.nproc; ++rank) {
     std::vector<std::string> args{"nas-host", "run"};
     args.insert(args.end(), options.child_args.begin(), options.child_args.end());
@@ -98,12 +98,35 @@ std::vector<pid_t> start_workers(const Cluster& cluster, const RunOptions& optio
                                {"LOCAL_RANK", std::to_string(rank - 1)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc + 1)},
                                {"MASTER_ADDR", cluster.world().master_addr}, {"MASTER_PORT", std::to_string(cluster.port())}}}));
   }
-  return pids;
+}
+
+// Waits for the workers this process started, saying which failed, and forgets them. With `stop`,
+// first asks them to stop (SIGTERM, not reported) and kills any still there 10 s later.
+void reap_workers(std::vector<pid_t>& pids, Logger& log, bool stop) {
+  if (stop) {
+    for (pid_t pid : pids) kill(pid, SIGTERM);
+    log.info("stopping the {} worker process{} this run started", pids.size(), pids.size() == 1 ? "" : "es");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (pid_t pid : pids) {
+    int status = 0;
+    pid_t done = 0;
+    while ((done = waitpid(pid, &status, stop ? WNOHANG : 0)) == 0 || (done < 0 && errno == EINTR)) {
+      if (done == 0 && std::chrono::steady_clock::now() > deadline) kill(pid, SIGKILL);
+      if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (done != pid) continue;
+    if (WIFSIGNALED(status) && !(stop && WTERMSIG(status) == SIGTERM))
+      log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
+    else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+      log.warn("worker process {} exited with status {}", pid, WEXITSTATUS(status));
+  }
+  pids.clear();
 }
 
 // Stops the workers this process started (`pids`) when it leaves by an exception, i.e. a stage
 // failed here: without their coordinator they have nothing to do, and one that has not connected yet
-// would retry for the store's timeout, twice, long after this command returned.
+// would retry the connection for up to twice the store's timeout, long after this command returned.
 class StopWorkersOnError {
  public:
   StopWorkersOnError(std::vector<pid_t>& pids, Logger& log) : pids_(pids), log_(log) {}
@@ -111,9 +134,10 @@ class StopWorkersOnError {
   StopWorkersOnError& operator=(const StopWorkersOnError&) = delete;
   ~StopWorkersOnError() {
     if (std::uncaught_exceptions() == exceptions_ || pids_.empty()) return;
-    log_.info("stopping the {} worker process{} this run started", pids_.size(), pids_.size() == 1 ? "" : "es");
-    for (pid_t pid : pids_) kill(pid, SIGTERM);
-    for (pid_t pid : pids_) waitpid(pid, nullptr, 0);
+    try {
+      reap_workers(pids_, log_, /*stop=*/true);
+    } catch (...) {  // a log that cannot be written: the workers have their SIGTERM, the first error stands
+    }
   }
 
  private:
@@ -232,7 +256,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
   if (world.size > 1) {
     cluster.emplace(world, kStoreTimeout);
     cluster->store().set("run_dir", fmt::format("{}", fs::absolute(run_dir).string()));
-    if (options.nproc > 0) workers = start_workers(*cluster, options, run_dir);
+    if (options.nproc > 0) start_workers(*cluster, options, run_dir, workers);
     log.info("{} processes ({}): this one coordinates, store on {}:{}", world.size, world.launcher, world.master_addr,
              cluster->port());
   }
@@ -265,13 +289,7 @@ void run_pipeline(const PipelineConfig& config, const Registry& registry, Logger
     while (cluster->store().add("left", 0) < world.size - 1 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  for (pid_t pid : workers) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status)) log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
-    else if (WEXITSTATUS(status) != 0) log.warn("worker process {} exited with status {}", pid, WEXITSTATUS(status));
-  }
-  workers.clear();  // waited for
+  reap_workers(workers, log, /*stop=*/false);
   // Last, and atomically (write_file renames): whoever sees the marker sees a complete run.
   write_file(finished_marker(run_dir),
              nlohmann::ordered_json{{"finished_at", utc_timestamp()}, {"stage_seconds", stages}}.dump(2) + "\n");

@@ -41,8 +41,9 @@ struct LoaderOptions {
   std::vector<double> mean, std;   ///< per-channel normalization; empty: none
   std::int64_t workers = 1;        ///< threads building batches ahead; 0: build on the caller's thread
   std::int64_t prefetch = 4;       ///< batches built ahead per worker at most
-  /// Batches in page-locked memory, which a GPU copies from while it computes (training on CUDA;
-  /// needs a CUDA build of LibTorch).
+  /// Batches in page-locked memory, which a GPU copies from directly, without a staging copy and
+  /// without the caller waiting (training on CUDA; needs a CUDA build of LibTorch). Up to
+  /// workers x prefetch batches are pinned at once, and LibTorch keeps the pages for reuse.
   bool pin_memory = false;
   /// Data-parallel training: this process's share. Training: its slice of each global batch of
   /// `batch_size` examples (the same order on every shard; slices differ by one example at most), so
