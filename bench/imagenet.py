@@ -26,7 +26,7 @@ With --device cuda (bench/gpu.sh): both models at GPU batch sizes (Mobile 128, L
 fp32 contiguous, fp32 channels_last and bf16 autocast + channels_last through the engine and through
 the reference: images/s, peak GPU memory (what tensors took at most) and the engine's ratios per
 setting; no loader or data-parallel measurement. The engine's batches come from its loader (8 threads,
-pinned memory), the reference's fixed batch lives on the GPU.
+pinned memory) over one batch of images held in memory; the reference's fixed batch lives on the GPU.
 
 usage: bench/imagenet.py [BUILD_DIR] [--models mobile large] [--rounds 2] [--steps 3] [--threads N]
                          [--dp-steps 10] [--device cpu|cuda] [--gpu-batch '{"mobile": 128, "large": 32}']
@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MODELS = {"mobile": ("nasnet_a_mobile", 224, 16), "large": ("nasnet_a_large", 331, 2)}
 # On a GPU: each side in fp32 contiguous (NCHW), fp32 channels_last, and bf16 autocast + channels_last.
-GPU_LOADER_THREADS = 8  # the engine's synthetic batches are built on the CPU while the GPU trains
+GPU_LOADER_THREADS = 8  # the engine's loader stacks and pins each batch on the CPU while the GPU trains
 GPU_SETTINGS = {
     "fp32 contiguous": (["--channels_last", "0", "--bf16", "0"], []),
     "fp32 channels_last": (["--channels_last", "1", "--bf16", "0"], ["--channels-last"]),

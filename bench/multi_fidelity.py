@@ -67,9 +67,10 @@ def main():
     config = os.path.join(root, "configs", "quickstart.yaml")
     common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0",
               f"search.controller={CONTROLLERS[args.controller]}", "search.schedule=async"]
+    asha_children = args.children if args.asha_children is None else args.asha_children
     arms = {
         "none": [f"search.evaluations={args.children}"],
-        "asha": [f"search.evaluations={args.children if args.asha_children is None else args.asha_children}", "search.scheduler.plugin=asha",
+        "asha": [f"search.evaluations={asha_children}", "search.scheduler.plugin=asha",
                  f"search.scheduler.min_fidelity={max(1, EPOCHS // 9)}", f"search.scheduler.max_fidelity={EPOCHS}",
                  "search.scheduler.reduction=3"],
     }

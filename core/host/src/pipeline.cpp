@@ -111,11 +111,14 @@ void reap_workers(std::vector<pid_t>& pids, Logger& log, bool stop) {
   for (pid_t pid : pids) {
     int status = 0;
     pid_t done = 0;
-    while ((done = waitpid(pid, &status, stop ? WNOHANG : 0)) == 0 || (done < 0 && errno == EINTR)) {
-      if (done == 0 && std::chrono::steady_clock::now() > deadline) kill(pid, SIGKILL);
-      if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (;;) {
+      done = waitpid(pid, &status, stop ? WNOHANG : 0);
+      if (done < 0 && errno == EINTR) continue;
+      if (done != 0) break;
+      if (std::chrono::steady_clock::now() > deadline) kill(pid, SIGKILL);  // still there (stop only)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (done != pid) continue;
+    if (done != pid) continue;  // not our child any more
     if (WIFSIGNALED(status) && !(stop && WTERMSIG(status) == SIGTERM))
       log.warn("worker process {} was killed by signal {}", pid, WTERMSIG(status));
     else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
