@@ -253,6 +253,43 @@ TEST_F(TrainerTest, ChannelsLastGivesEveryKernelChannelsLastStrides) {
   EXPECT_TRUE(at::conv2d(grid, pointwise).is_contiguous(at::MemoryFormat::ChannelsLast));
 }
 
+// PreciseBN: after an epoch at a high learning rate the running averages lag the weights, and the
+// network evaluated is not the one trained. Re-estimated on the epoch's batches (here its one batch),
+// evaluation normalizes as training did, up to the unbiased variance's n / (n - 1); without it the
+// logits are far off. What is trained is the same either way (promotions and resumes rely on it).
+TEST_F(TrainerTest, PreciseBatchNormEvaluatesTheWeightsTrainedAndTrainsTheSame) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 64;
+  o.train = true;
+  nas::Loader loader(*data, range(64), o, 4);
+  const torch::Tensor images = loader.batch(1, 0).images;
+  auto train = [&](std::int64_t precise_bn_batches) {
+    auto net = network(3, 10);
+    nas::TrainOptions options;
+    options.epochs = 2;
+    options.lr = 0.5;
+    options.precise_bn_batches = precise_bn_batches;
+    torch::manual_seed(7);
+    EXPECT_FALSE(nas::Trainer(*net, options, {}, context_).fit(loader).diverged);
+    return net;
+  };
+  // How far the evaluated logits of the last epoch's batch are from those of the batch's own statistics.
+  auto evaluation_error = [&](nas::Network& net) {
+    torch::NoGradGuard no_grad;
+    net.eval();
+    const torch::Tensor evaluated = net.forward(images).logits;
+    for (const auto& module : net.modules())  // batch statistics, nothing random
+      module->train(dynamic_cast<torch::nn::BatchNorm2dImpl*>(module.get()) != nullptr);
+    const torch::Tensor trained = net.forward(images).logits;
+    return ((evaluated - trained).abs().max() / trained.abs().max()).item<double>();
+  };
+  auto running_averages = train(0), precise = train(1);
+  EXPECT_TRUE(same_weights(*running_averages, *precise));
+  EXPECT_LT(evaluation_error(*precise), 0.02) << "0.007 seen";
+  EXPECT_GT(evaluation_error(*running_averages), 0.2) << "1.05 seen";
+}
+
 TEST_F(TrainerTest, DivergenceIsAResultNotACrash) {
   auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
   nas::LoaderOptions o;

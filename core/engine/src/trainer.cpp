@@ -274,6 +274,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
       return true;
     });
     if (result.diverged) break;
+    if (options_.precise_bn_batches > 0 && (validation || epoch + 1 == options_.epochs)) recalibrate_batch_norm(train, epoch);
     if (reducer_) {
       sum_over_ranks(*reducer_, loss_sum, top1, top5, running.examples);
       reducer_->average_buffers();  // one set of statistics to evaluate and save (torch BatchNorm2d: per rank)
@@ -318,6 +319,49 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.images_per_second = result.seconds > 0 ? static_cast<double>(images) / result.seconds : 0.0;
   return result;
+}
+
+// PreciseBN (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021). Evaluation normalizes with
+// running averages (momentum 0.1: mostly the last ten steps), which lag weights that still move fast:
+// after one epoch at a high learning rate a child's validation accuracy can be anywhere between
+// chance and what its weights can do, and children compared that early (a scheduler's first rung)
+// rank by luck. Re-estimated as a plain average over training batches at the current weights, the
+// statistics are those of the weights evaluated. Only the BatchNorm layers train here (drop path,
+// dropout and the auxiliary head stay off) and the batches are the epoch's own, a function of the
+// epoch: no random number is drawn, so what is trained next is the same with or without it.
+void Trainer::recalibrate_batch_norm(const Loader& train, std::int64_t epoch) {
+  using Momentum = std::decay_t<decltype(torch::nn::BatchNormOptions(1).momentum())>;
+  // What is changed here is put back on the way out, exceptions included.
+  struct Restore {
+    Network& network;
+    const bool training = network.is_training();
+    std::vector<std::pair<torch::nn::BatchNorm2dImpl*, Momentum>> momenta;
+    ~Restore() {
+      for (auto& [norm, momentum] : momenta) norm->options.momentum(momentum);
+      network.train(training);
+    }
+  } restore{network_};
+  torch::NoGradGuard no_grad;
+  network_.eval();
+  for (const auto& module : network_.modules(/*include_self=*/false)) {
+    auto* norm = dynamic_cast<torch::nn::BatchNorm2dImpl*>(module.get());
+    if (!norm || !norm->options.track_running_stats()) continue;
+    restore.momenta.emplace_back(norm, norm->options.momentum());
+    norm->options.momentum(Momentum());  // none: a cumulative average of the batches below
+    norm->reset_running_stats();
+    norm->train();
+  }
+  if (restore.momenta.empty()) return;
+  const std::int64_t batches = std::min(options_.precise_bn_batches, train.batches_per_epoch());
+  train.for_each(epoch, 0, [&](std::int64_t index, Batch& batch) {
+    at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
+    if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+    Bf16Autocast autocast(context_.device.type(), options_.bf16);
+    std::optional<GlobalBatchNorm> global_statistics;  // the global batch's, as in training: the same on every rank
+    if (reducer_) global_statistics.emplace(*reducer_);
+    network_.forward(images);
+    return index + 1 < batches;
+  });
 }
 
 Metrics Trainer::evaluate(const Loader& loader) {

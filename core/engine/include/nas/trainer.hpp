@@ -34,6 +34,7 @@ struct TrainOptions {
   double aux_weight = 0.4;         ///< weight of the auxiliary head's loss, when the network has one
   bool bf16 = false;               ///< bf16 autocast of the forward pass, on any device (meant for GPUs)
   bool channels_last = true;
+  std::int64_t precise_bn_batches = 8;  ///< see fields()
   std::int64_t log_every = 20;     ///< steps between metrics lines (not a parameter)
 
   static auto fields() {
@@ -50,7 +51,11 @@ struct TrainOptions {
         field("grad_clip", &O::grad_clip).range(0, 1e9).help("max gradient norm; 0: no clipping"),
         field("aux_weight", &O::aux_weight).range(0, 100).help("weight of the auxiliary head's loss"),
         field("bf16", &O::bf16).help("bf16 autocast of the forward pass (meant for GPUs; see docs/training.md)"),
-        field("channels_last", &O::channels_last).help("channels_last memory format (faster with oneDNN on CPU too)")};
+        field("channels_last", &O::channels_last).help("channels_last memory format (faster with oneDNN on CPU too)"),
+        field("precise_bn_batches", &O::precise_bn_batches)
+            .range(0, 1000000)
+            .help("before each validation (and after the last epoch), BatchNorm statistics re-estimated on this many "
+                  "training batches at the current weights; 0: the running averages (see docs/training.md)")};
   }
 };
 
@@ -94,6 +99,8 @@ class NAS_API Trainer {
   void save_weights(const std::filesystem::path& path) const;
 
  private:
+  void recalibrate_batch_norm(const Loader& train, std::int64_t epoch);
+
   Network& network_;
   TrainOptions options_;
   std::vector<Regularizer*> regularizers_;
