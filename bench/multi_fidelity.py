@@ -14,8 +14,10 @@ none (ASHA's use: more candidates for the same budget); with `random` its first 
 
 For each run: the best validation accuracy of a child trained in full (EPOCHS epochs: the only
 accuracies that compare) against the search's wall time. Reported per seed: each arm's final best, its
-wall time, and the time ASHA took to first reach none's final best (or within --tolerance of it), as
-a share of none's time. The issue's target: the same best accuracy in at most half the wall time.
+wall time, when none found its best (with `random`, a matter of the children's order), and the time
+ASHA took to first reach none's final best (or within --tolerance of it), as a share of none's time. The issue's target: the same best accuracy in at most half the wall time.
+Also per seed, from the none arm's learning curves: the rank correlation (Spearman) of the children's
+accuracies after each of ASHA's lower rungs with their final accuracies, which is what ASHA relies on.
 
 usage: bench/multi_fidelity.py [BUILD_DIR] [--seeds 0 1] [--children 12] [--asha-children N] [--epochs 9]
                                [--threads 2] [--controller random|evolution] [--tolerance 0] [--keep DIR]
@@ -48,6 +50,35 @@ def run(host, config, run_dir, overrides, threads):
             "jobs": db.execute("SELECT count(*) FROM jobs").fetchone()[0]}
 
 
+def learning_curves(run_dir):
+    """Each child's validation accuracy after every epoch (from its metrics.jsonl), by child index."""
+    curves = {}
+    for child in os.listdir(os.path.join(run_dir, "search")):
+        with open(os.path.join(run_dir, "search", child, "metrics.jsonl")) as lines:
+            curves[int(child)] = [json.loads(line)["val_top1"] for line in lines if "val_top1" in line]
+    return curves
+
+
+def spearman(a, b):
+    """Rank correlation, ties given their average rank."""
+    def ranks(x):
+        order = sorted(range(len(x)), key=lambda i: x[i])
+        r = [0.0] * len(x)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and x[order[j + 1]] == x[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return r
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    return cov / (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+
+
 def main():
     global EPOCHS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,6 +105,7 @@ def main():
                  f"search.scheduler.min_fidelity={max(1, EPOCHS // 9)}", f"search.scheduler.max_fidelity={EPOCHS}",
                  "search.scheduler.reduction=3"],
     }
+    rungs = sorted({max(1, EPOCHS // 9), max(1, EPOCHS // 3), EPOCHS})
     scratch = args.keep or tempfile.mkdtemp()
     results = {}
     for seed in args.seeds:
@@ -84,7 +116,13 @@ def main():
             r = results[(arm, seed)]
             print(f"seed {seed} {arm}: best {r['best']:.4f} (child #{r['best_child']}) in {r['seconds']:.0f} s "
                   f"({r['jobs']} jobs)", flush=True)
-    print(f"\n{'seed':>4}  {'none best':>9}  {'none s':>7}  {'asha best':>9}  {'asha s':>7}  {'asha to none best':>18}")
+            if arm == "none":  # every child trained in full: how well do ASHA's lower rungs rank them?
+                curves = list(learning_curves(run_dir).values())
+                final = [c[-1] for c in curves]
+                print("  rank correlation with the final accuracy: " + ", ".join(
+                    f"after epoch {e} {spearman([c[e - 1] for c in curves], final):+.2f}" for e in rungs[:-1]), flush=True)
+    print(f"\n{'seed':>4}  {'none best':>9}  {'none s':>7}  {'reached at':>10}  {'asha best':>9}  {'asha s':>7}  "
+          f"{'asha to none best':>18}")
     shares = []
     for seed in args.seeds:
         none, asha = results[("none", seed)], results[("asha", seed)]
@@ -92,7 +130,8 @@ def main():
         share = reached / none["seconds"] if reached is not None else None
         if share is not None:
             shares.append(share)
-        print(f"{seed:>4}  {none['best']:>9.4f}  {none['seconds']:>7.0f}  {asha['best']:>9.4f}  {asha['seconds']:>7.0f}  "
+        print(f"{seed:>4}  {none['best']:>9.4f}  {none['seconds']:>7.0f}  {none['curve'][-1][0]:>8.0f} s  "
+              f"{asha['best']:>9.4f}  {asha['seconds']:>7.0f}  "
               + (f"{reached:>7.0f} s = {share:.2f}x" if share is not None else "not reached".rjust(18)))
     print(json.dumps({"reached": len(shares), "seeds": len(args.seeds),
                       "mean_share_of_none_time": sum(shares) / len(shares) if shares else None}))

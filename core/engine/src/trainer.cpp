@@ -341,6 +341,8 @@ void Trainer::recalibrate_batch_norm(const Loader& train, std::int64_t epoch) {
       network.train(training);
     }
   } restore{network_};
+  const std::int64_t batches = std::min(options_.precise_bn_batches, train.batches_per_epoch());
+  if (batches == 0) return;  // nothing to estimate them from: the running averages stay
   torch::NoGradGuard no_grad;
   network_.eval();
   for (const auto& module : network_.modules(/*include_self=*/false)) {
@@ -352,7 +354,6 @@ void Trainer::recalibrate_batch_norm(const Loader& train, std::int64_t epoch) {
     norm->train();
   }
   if (restore.momenta.empty()) return;
-  const std::int64_t batches = std::min(options_.precise_bn_batches, train.batches_per_epoch());
   train.for_each(epoch, 0, [&](std::int64_t index, Batch& batch) {
     at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
     if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
