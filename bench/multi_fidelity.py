@@ -21,6 +21,7 @@ accuracies after each of ASHA's lower rungs with their final accuracies, which i
 
 usage: bench/multi_fidelity.py [BUILD_DIR] [--seeds 0 1] [--children 12] [--asha-children N] [--epochs 9]
                                [--threads 2] [--controller random|evolution] [--tolerance 0] [--keep DIR]
+                               [--set KEY=VALUE ...]
 """
 import argparse
 import json
@@ -51,11 +52,13 @@ def run(host, config, run_dir, overrides, threads):
 
 
 def learning_curves(run_dir):
-    """Each child's validation accuracy after every epoch (from its metrics.jsonl), by child index."""
+    """The validation accuracy after every epoch (from metrics.jsonl) of each child trained in full."""
     curves = {}
     for child in os.listdir(os.path.join(run_dir, "search")):
         with open(os.path.join(run_dir, "search", child, "metrics.jsonl")) as lines:
-            curves[int(child)] = [json.loads(line)["val_top1"] for line in lines if "val_top1" in line]
+            curve = [json.loads(line)["val_top1"] for line in lines if "val_top1" in line]
+        if len(curve) == EPOCHS:  # not a child that failed or diverged
+            curves[int(child)] = curve
     return curves
 
 
@@ -76,7 +79,17 @@ def spearman(a, b):
     ra, rb = ranks(a), ranks(b)
     ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return cov / (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    spread = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return cov / spread if spread > 0 else float("nan")  # all equal: no ranking to compare
+
+
+def rungs(low, high, reduction):
+    """The scheduler's rungs: counted down from `high` by `reduction`, rounded, none below `low`."""
+    out, f = [high], float(high)
+    while round(f / reduction) >= low:
+        f /= reduction
+        out.insert(0, round(f))
+    return sorted(set(out))
 
 
 def main():
@@ -91,13 +104,15 @@ def main():
     parser.add_argument("--tolerance", type=float, default=0.0)
     parser.add_argument("--controller", choices=CONTROLLERS, default="random")
     parser.add_argument("--keep", help="keep the runs in this folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for both arms, e.g. search.evaluator.precise_bn_batches=0")
     args = parser.parse_args()
     EPOCHS = args.epochs
     host = os.path.abspath(os.path.join(args.build_dir, "bin", "nas-host"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     config = os.path.join(root, "configs", "quickstart.yaml")
     common = [f"search.evaluator.epochs={EPOCHS}", "search.wall_time=0",
-              f"search.controller={CONTROLLERS[args.controller]}", "search.schedule=async"]
+              f"search.controller={CONTROLLERS[args.controller]}", "search.schedule=async"] + args.set
     asha_children = args.children if args.asha_children is None else args.asha_children
     arms = {
         "none": [f"search.evaluations={args.children}"],
@@ -105,7 +120,7 @@ def main():
                  f"search.scheduler.min_fidelity={max(1, EPOCHS // 9)}", f"search.scheduler.max_fidelity={EPOCHS}",
                  "search.scheduler.reduction=3"],
     }
-    rungs = sorted({max(1, EPOCHS // 9), max(1, EPOCHS // 3), EPOCHS})
+    lower_rungs = rungs(max(1, EPOCHS // 9), EPOCHS, 3)[:-1]
     scratch = args.keep or tempfile.mkdtemp()
     results = {}
     for seed in args.seeds:
@@ -120,7 +135,7 @@ def main():
                 curves = list(learning_curves(run_dir).values())
                 final = [c[-1] for c in curves]
                 print("  rank correlation with the final accuracy: " + ", ".join(
-                    f"after epoch {e} {spearman([c[e - 1] for c in curves], final):+.2f}" for e in rungs[:-1]), flush=True)
+                    f"after epoch {e} {spearman([c[e - 1] for c in curves], final):+.2f}" for e in lower_rungs), flush=True)
     print(f"\n{'seed':>4}  {'none best':>9}  {'none s':>7}  {'reached at':>10}  {'asha best':>9}  {'asha s':>7}  "
           f"{'asha to none best':>18}")
     shares = []

@@ -253,26 +253,38 @@ TEST_F(TrainerTest, ChannelsLastGivesEveryKernelChannelsLastStrides) {
   EXPECT_TRUE(at::conv2d(grid, pointwise).is_contiguous(at::MemoryFormat::ChannelsLast));
 }
 
-// PreciseBN: after an epoch at a high learning rate the running averages lag the weights, and the
-// network evaluated is not the one trained. Re-estimated on the epoch's batches (here its one batch),
-// evaluation normalizes as training did, up to the unbiased variance's n / (n - 1); without it the
-// logits are far off. What is trained is the same either way (promotions and resumes rely on it).
-TEST_F(TrainerTest, PreciseBatchNormEvaluatesTheWeightsTrainedAndTrainsTheSame) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+// PreciseBN: the network evaluated is the one trained. At a constant, high learning rate the
+// weights keep moving and the running averages lag them; re-estimated on the epoch's batch (its only
+// one here), evaluation normalizes as training does, up to the unbiased variance's n / (n - 1). And
+// nothing else changes, with drop path and validation on: the weights, the random generator, every
+// module's mode and momentum, and the auxiliary head's statistics (no evaluation reaches it) are
+// those of a training without it.
+TEST_F(TrainerTest, PreciseBatchNormEvaluatesTheWeightsTrainedAndChangesNothingElse) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{16}}, {"width", std::int64_t{16}}});
   nas::LoaderOptions o;
   o.batch_size = 64;
   o.train = true;
   nas::Loader loader(*data, range(64), o, 4);
-  const torch::Tensor images = loader.batch(1, 0).images;
+  constexpr std::int64_t kEpochs = 8;
+  const torch::Tensor images = loader.batch(kEpochs - 1, 0).images;
+  auto drop = registry_->create<nas::Regularizer>("scheduled_drop_path", nas::test::params("regularizer/scheduled_drop_path"),
+                                                  context_, {});
+  struct Trained {
+    std::shared_ptr<nas::Network> net;
+    torch::Tensor generator;
+  };
   auto train = [&](std::int64_t precise_bn_batches) {
-    auto net = network(3, 10);
+    torch::manual_seed(0);
+    auto net = space_->build(genotype_,
+                             nas::test::model("space/nasnet", {{"N", std::int64_t{1}}, {"F", std::int64_t{24}}, {"aux_head", true}}),
+                             {10, 3, 16, 16});
     nas::TrainOptions options;
-    options.epochs = 2;
-    options.lr = 0.5;
+    options.epochs = kEpochs;
+    options.lr = options.min_lr = 0.3;
     options.precise_bn_batches = precise_bn_batches;
     torch::manual_seed(7);
-    EXPECT_FALSE(nas::Trainer(*net, options, {}, context_).fit(loader).diverged);
-    return net;
+    EXPECT_FALSE(nas::Trainer(*net, options, {drop.get()}, context_).fit(loader, &loader).diverged);
+    return Trained{net, at::detail::getDefaultCPUGenerator().get_state()};
   };
   // How far the evaluated logits of the last epoch's batch are from those of the batch's own statistics.
   auto evaluation_error = [&](nas::Network& net) {
@@ -284,10 +296,28 @@ TEST_F(TrainerTest, PreciseBatchNormEvaluatesTheWeightsTrainedAndTrainsTheSame) 
     const torch::Tensor trained = net.forward(images).logits;
     return ((evaluated - trained).abs().max() / trained.abs().max()).item<double>();
   };
-  auto running_averages = train(0), precise = train(1);
-  EXPECT_TRUE(same_weights(*running_averages, *precise));
-  EXPECT_LT(evaluation_error(*precise), 0.02) << "0.007 seen";
-  EXPECT_GT(evaluation_error(*running_averages), 0.2) << "1.05 seen";
+  const Trained averages = train(0), precise = train(1);
+  EXPECT_TRUE(same_weights(*averages.net, *precise.net));
+  EXPECT_TRUE(torch::equal(averages.generator, precise.generator)) << "a random number was drawn";
+  const auto a = averages.net->named_modules(), p = precise.net->named_modules();
+  ASSERT_EQ(a.size(), p.size());
+  int aux_norms = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const std::string& name = p[i].key();
+    EXPECT_EQ(p[i].value()->is_training(), a[i].value()->is_training()) << name;
+    auto* pn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(p[i].value().get());
+    auto* an = dynamic_cast<torch::nn::BatchNorm2dImpl*>(a[i].value().get());
+    if (!pn) continue;
+    EXPECT_EQ(pn->options.momentum(), an->options.momentum()) << name;
+    if (name.rfind("aux_head", 0) != 0) continue;
+    ++aux_norms;
+    EXPECT_TRUE(torch::equal(pn->running_mean, an->running_mean)) << name;
+    EXPECT_TRUE(torch::equal(pn->running_var, an->running_var)) << name;
+    EXPECT_EQ(pn->num_batches_tracked.item<std::int64_t>(), kEpochs) << name;
+  }
+  EXPECT_EQ(aux_norms, 2);
+  EXPECT_LT(evaluation_error(*precise.net), 0.02) << "0.002 seen";
+  EXPECT_GT(evaluation_error(*averages.net), 0.2) << "1.03 seen";
 }
 
 TEST_F(TrainerTest, DivergenceIsAResultNotACrash) {

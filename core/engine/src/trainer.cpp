@@ -204,7 +204,11 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
   // Stopping early keeps the schedule of all the epochs: a later fit() from the checkpoint continues
   // exactly as one uninterrupted run would have.
   const std::int64_t last = until_epoch > 0 ? std::min(until_epoch, options_.epochs) : options_.epochs;
-  if (epoch >= last && validation) result.validation = evaluate(*validation);  // nothing left to train
+  if (epoch >= last && validation) {  // nothing left to train
+    // As after that epoch (the same batches): a checkpoint may come from a fit() that did not validate.
+    if (options_.precise_bn_batches > 0 && epoch > 0) recalibrate_batch_norm(train, epoch - 1);
+    result.validation = evaluate(*validation);
+  }
   for (; epoch < last && !result.diverged; ++epoch) {
     network_.train();
     Metrics running;
@@ -328,36 +332,49 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
 // rank by luck. Re-estimated as a plain average over training batches at the current weights, the
 // statistics are those of the weights evaluated. Only the BatchNorm layers train here (drop path,
 // dropout and the auxiliary head stay off) and the batches are the epoch's own, a function of the
-// epoch: no random number is drawn, so what is trained next is the same with or without it.
+// epoch: no random number is drawn, so what is trained next is the same with or without it. Like
+// evaluate(), no autocast: the statistics are those of the fp32 forward pass that evaluation runs.
 void Trainer::recalibrate_batch_norm(const Loader& train, std::int64_t epoch) {
+  const std::int64_t batches = std::min(options_.precise_bn_batches, train.batches_per_epoch());
+  if (batches == 0) return;  // nothing to estimate them from: the running averages stay
   using Momentum = std::decay_t<decltype(torch::nn::BatchNormOptions(1).momentum())>;
-  // What is changed here is put back on the way out, exceptions included.
+  struct Saved {
+    torch::nn::BatchNorm2dImpl* norm;
+    Momentum momentum;
+    at::Tensor mean, var, tracked;
+  };
+  // What is changed here is put back on the way out, exceptions included; so are the statistics of
+  // layers an evaluation never reaches (the auxiliary head's), which no batch below re-estimates.
   struct Restore {
     Network& network;
     const bool training = network.is_training();
-    std::vector<std::pair<torch::nn::BatchNorm2dImpl*, Momentum>> momenta;
+    std::vector<Saved> saved;
     ~Restore() {
-      for (auto& [norm, momentum] : momenta) norm->options.momentum(momentum);
+      for (Saved& s : saved) {
+        s.norm->options.momentum(s.momentum);
+        if (s.norm->num_batches_tracked.item<std::int64_t>() > 0) continue;
+        s.norm->running_mean.copy_(s.mean);
+        s.norm->running_var.copy_(s.var);
+        s.norm->num_batches_tracked.copy_(s.tracked);
+      }
       network.train(training);
     }
   } restore{network_};
-  const std::int64_t batches = std::min(options_.precise_bn_batches, train.batches_per_epoch());
-  if (batches == 0) return;  // nothing to estimate them from: the running averages stay
   torch::NoGradGuard no_grad;
   network_.eval();
   for (const auto& module : network_.modules(/*include_self=*/false)) {
     auto* norm = dynamic_cast<torch::nn::BatchNorm2dImpl*>(module.get());
     if (!norm || !norm->options.track_running_stats()) continue;
-    restore.momenta.emplace_back(norm, norm->options.momentum());
+    restore.saved.push_back({norm, norm->options.momentum(), norm->running_mean.clone(), norm->running_var.clone(),
+                             norm->num_batches_tracked.clone()});
     norm->options.momentum(Momentum());  // none: a cumulative average of the batches below
     norm->reset_running_stats();
     norm->train();
   }
-  if (restore.momenta.empty()) return;
+  if (restore.saved.empty()) return;
   train.for_each(epoch, 0, [&](std::int64_t index, Batch& batch) {
     at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
     if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
-    Bf16Autocast autocast(context_.device.type(), options_.bf16);
     std::optional<GlobalBatchNorm> global_statistics;  // the global batch's, as in training: the same on every rank
     if (reducer_) global_statistics.emplace(*reducer_);
     network_.forward(images);

@@ -16,6 +16,7 @@ std::int64_t Network::aux_head_parameters() const { return 0; }
 Space::~Space() = default;
 
 at::Tensor drop_path(const at::Tensor& x, double keep) {
+  if (keep >= 1.0) return x;  // nothing dropped, and no random number drawn (evaluation relies on it)
   std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
   shape[0] = x.size(0);
   at::Tensor mask = at::empty(shape, x.options()).bernoulli_(keep);

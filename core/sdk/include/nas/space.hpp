@@ -91,7 +91,8 @@ struct KindOf<Space> {
 };
 
 /// Drop path: zeroes `x` for each example (dim 0) with probability 1 - keep and scales the rest by
-/// 1/keep, so the expectation is unchanged. For spaces' cells, in training only.
+/// 1/keep, so the expectation is unchanged. For spaces' cells, in training only. With keep 1 it
+/// returns `x` and draws no random number.
 NAS_API at::Tensor drop_path(const at::Tensor& x, double keep);
 
 /// torch::cat along channels (dim 1), except that each input's gradient comes back contiguous in the
