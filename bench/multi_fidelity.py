@@ -15,7 +15,8 @@ none (ASHA's use: more candidates for the same budget); with `random` its first 
 For each run: the best validation accuracy of a child trained in full (EPOCHS epochs: the only
 accuracies that compare) against the search's wall time. Reported per seed: each arm's final best, its
 wall time, when none found its best (with `random`, a matter of the children's order), and the time
-ASHA took to first reach none's final best (or within --tolerance of it), as a share of none's time. The issue's target: the same best accuracy in at most half the wall time.
+ASHA took to first reach none's final best (or within --tolerance of it), as a share of none's time.
+The issue's target: the same best accuracy in at most half the wall time.
 Also per seed, from the none arm's learning curves: the rank correlation (Spearman) of the children's
 accuracies after each of ASHA's lower rungs with their final accuracies, which is what ASHA relies on.
 

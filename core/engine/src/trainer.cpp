@@ -130,6 +130,14 @@ class MetricsFile {
   std::ofstream out_;
 };
 
+// A batch's images as the network takes them: on the device (from pinned batches, see
+// LoaderOptions::pin_memory, one direct transfer that the caller does not wait for) and in the
+// trainer's memory format.
+at::Tensor network_input(const at::Tensor& images, const Context& context, const TrainOptions& options) {
+  at::Tensor input = images.to(context.device, /*non_blocking=*/true);
+  return options.channels_last ? input.contiguous(at::MemoryFormat::ChannelsLast) : input;
+}
+
 }  // namespace
 
 Trainer::Trainer(Network& network, TrainOptions options, std::vector<Regularizer*> regularizers, const Context& context,
@@ -206,7 +214,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
   const std::int64_t last = until_epoch > 0 ? std::min(until_epoch, options_.epochs) : options_.epochs;
   if (epoch >= last && validation) {  // nothing left to train
     // As after that epoch (the same batches): a checkpoint may come from a fit() that did not validate.
-    if (options_.precise_bn_batches > 0 && epoch > 0) recalibrate_batch_norm(train, epoch - 1);
+    if (epoch > 0) recalibrate_batch_norm(train, epoch - 1);
     result.validation = evaluate(*validation);
   }
   for (; epoch < last && !result.diverged; ++epoch) {
@@ -221,10 +229,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
         r->on_batch(batch.images, {step, total_steps});
         r->on_step(network_, {step, total_steps});
       }
-      // From pinned batches (LoaderOptions::pin_memory) a copy to the GPU is one direct transfer that
-      // this thread does not wait for (it waits at the loss, below).
-      at::Tensor images_in = batch.images.to(context_.device, /*non_blocking=*/true);
-      if (options_.channels_last) images_in = images_in.contiguous(at::MemoryFormat::ChannelsLast);
+      const at::Tensor images_in = network_input(batch.images, context_, options_);  // waited for at the loss, below
       at::Tensor labels = batch.labels.to(context_.device, /*non_blocking=*/true);
 
       optimizer.zero_grad();
@@ -278,7 +283,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
       return true;
     });
     if (result.diverged) break;
-    if (options_.precise_bn_batches > 0 && (validation || epoch + 1 == options_.epochs)) recalibrate_batch_norm(train, epoch);
+    if (validation || epoch + 1 == options_.epochs) recalibrate_batch_norm(train, epoch);
     if (reducer_) {
       sum_over_ranks(*reducer_, loss_sum, top1, top5, running.examples);
       reducer_->average_buffers();  // one set of statistics to evaluate and save (torch BatchNorm2d: per rank)
@@ -336,7 +341,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
 // evaluate(), no autocast: the statistics are those of the fp32 forward pass that evaluation runs.
 void Trainer::recalibrate_batch_norm(const Loader& train, std::int64_t epoch) {
   const std::int64_t batches = std::min(options_.precise_bn_batches, train.batches_per_epoch());
-  if (batches == 0) return;  // nothing to estimate them from: the running averages stay
+  if (batches == 0) return;  // precise_bn_batches 0, or no batch: the running averages stay
   using Momentum = std::decay_t<decltype(torch::nn::BatchNormOptions(1).momentum())>;
   struct Saved {
     torch::nn::BatchNorm2dImpl* norm;
@@ -373,8 +378,7 @@ void Trainer::recalibrate_batch_norm(const Loader& train, std::int64_t epoch) {
   }
   if (restore.saved.empty()) return;
   train.for_each(epoch, 0, [&](std::int64_t index, Batch& batch) {
-    at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
-    if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor images = network_input(batch.images, context_, options_);
     std::optional<GlobalBatchNorm> global_statistics;  // the global batch's, as in training: the same on every rank
     if (reducer_) global_statistics.emplace(*reducer_);
     network_.forward(images);
@@ -390,8 +394,7 @@ Metrics Trainer::evaluate(const Loader& loader) {
   double loss_sum = 0;
   std::int64_t top1 = 0, top5 = 0;
   loader.for_each(0, 0, [&](std::int64_t, Batch& batch) {
-    at::Tensor images = batch.images.to(context_.device, /*non_blocking=*/true);
-    if (options_.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor images = network_input(batch.images, context_, options_);
     at::Tensor labels = batch.labels.to(context_.device, /*non_blocking=*/true);
     at::Tensor logits = network_.forward(images).logits.to(at::kFloat);
     loss_sum += torch::nn::functional::cross_entropy(logits, labels).item<double>() * static_cast<double>(labels.size(0));
