@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   train.channels_last = flag(argc, argv, "channels_last", 1) != 0;
   train.bf16 = flag(argc, argv, "bf16", 0) != 0;
   train.log_every = 1 << 30;
+  train.precise_bn_batches = 0;  // training steps only, as the reference times them (PreciseBN adds forward passes)
   const HeldImages held(*synthetic, batch, batch * steps);
   nas::Loader warmup(held, range(batch), options, 0);
   nas::Loader loader(held, range(batch * steps), options, 0);
