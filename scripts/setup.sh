@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev                         # JSON output: plugins list --json, run outputs
   libsqlite3-dev                             # the search's store (one SQLite file per run)
   libgloo-dev                                # headers c10d's ProcessGroupGloo.hpp needs (the wheel lacks them)
+  libgoogle-perftools-dev                    # tcmalloc, every program's malloc (cmake/NasMalloc.cmake)
   zlib1g-dev                                 # gzipped IDX files (Fashion-MNIST)
   libturbojpeg0-dev libpng-dev               # JPEG and PNG decoding (dataset/image_folder)
   dataset-fashion-mnist                      # the embedded default data set: no download, ever

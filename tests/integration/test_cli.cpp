@@ -44,6 +44,22 @@ TEST_F(CliTest, VersionAndHelp) {
   }
 }
 
+// nas-host's malloc is tcmalloc (cmake/NasMalloc.cmake), which prints its statistics at exit when
+// MALLOCSTATS is set; glibc's prints nothing. Linked wrongly (after libc, or dropped as unused), glibc's
+// would serve the training's allocations again, with a page fault per page of each step's activations.
+TEST_F(CliTest, MallocIsTcmalloc) {
+#ifndef NAS_TCMALLOC
+  GTEST_SKIP() << "built with -DNAS_TCMALLOC=OFF";
+#else
+  ASSERT_EQ(setenv("MALLOCSTATS", "1", 1), 0);
+  Result r = host("--version");
+  unsetenv("MALLOCSTATS");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("MALLOC:"));
+  EXPECT_THAT(host("--version").output, Not(HasSubstr("MALLOC:")));  // only when asked
+#endif
+}
+
 TEST_F(CliTest, BadUsageExitsTwo) {
   EXPECT_EQ(host("").code, 2);
   EXPECT_EQ(host("frobnicate").code, 2);
