@@ -28,8 +28,12 @@ the reference: images/s, peak GPU memory (what tensors took at most) and the eng
 setting; no loader or data-parallel measurement. The engine's batches come from its loader (8 threads,
 pinned memory) over one batch of images held in memory; the reference's fixed batch lives on the GPU.
 
+--compare-build DIR adds another build of the engine to the CPU variants, interleaved with the rest,
+and prints the engine's ratio against it (e.g. a build configured with -DNAS_TCMALLOC=OFF).
+
 usage: bench/imagenet.py [BUILD_DIR] [--models mobile large] [--rounds 2] [--steps 3] [--threads N]
                          [--dp-steps 10] [--device cpu|cuda] [--gpu-batch '{"mobile": 128, "large": 32}']
+                         [--compare-build DIR]
 """
 import argparse
 import json
@@ -64,6 +68,7 @@ def main():
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--gpu-batch", type=json.loads, default={"mobile": 128, "large": 32},
                         help='batch sizes on a GPU (JSON; default {"mobile": 128, "large": 32})')
+    parser.add_argument("--compare-build", help="another build of the engine to measure alongside (CPU only)")
     args = parser.parse_args()
 
     genotype = os.path.join(ROOT, "configs", "genotypes", "nasnet_a.yaml")
@@ -82,6 +87,9 @@ def main():
                 "python reference, contiguous": reference,
                 "python reference, channels_last": reference + ["--channels-last"],
             }
+            if args.compare_build:
+                variants[f"engine, {args.compare_build}"] = [os.path.join(args.compare_build, "bin",
+                                                                          "nas_bench_training")] + engine[1:]
         else:  # each setting on both sides
             variants = {}
             for setting, (engine_flags, reference_flags) in GPU_SETTINGS.items():
@@ -116,6 +124,10 @@ def main():
         faster = max(("python reference, contiguous", "python reference, channels_last"), key=rate.get)
         print(f"  engine / faster reference ({faster.split(', ')[1]}): {rate[ours] / rate[faster]:.2f}x images/s "
               f"(target >= 1.5), {memory[ours] / memory[faster]:.2f}x peak memory (target <= 1.0)")
+        if args.compare_build:
+            other = f"engine, {args.compare_build}"
+            print(f"  engine / {other}: {rate[ours] / rate[other]:.2f}x images/s, "
+                  f"{memory[ours] / memory[other]:.2f}x peak memory")
         for workers in (1, 2):
             loader = float(run([os.path.join(args.build_dir, "bin", "nas_bench_image_loader"), "--size", str(size),
                                 "--batch", str(batch), "--workers", str(workers),
