@@ -44,9 +44,9 @@ TEST_F(CliTest, VersionAndHelp) {
   }
 }
 
-// nas-host's malloc is tcmalloc (cmake/NasMalloc.cmake), which prints its statistics at exit when
-// MALLOCSTATS is set; glibc's prints nothing. Linked wrongly (after libc, or dropped as unused), glibc's
-// would serve the training's allocations again, with a page fault per page of each step's activations.
+// nas-host runs with tcmalloc (cmake/NasMalloc.cmake), which prints its statistics at exit when
+// MALLOCSTATS is set; glibc's malloc prints nothing. Dropped from the link as unused, glibc's would
+// serve the training's allocations again, with a page fault per page of each step's activations.
 TEST_F(CliTest, MallocIsTcmalloc) {
 #ifndef NAS_TCMALLOC
   GTEST_SKIP() << "built with -DNAS_TCMALLOC=OFF";

@@ -146,8 +146,8 @@ class OneProcess final : public nas::Collective {
 
 // nas::BatchNorm2d trained side by side with torch's in double precision on the same batches: outputs,
 // gradients and running statistics. On one process, through a collective of one process (the global
-// batch's path) or none: float32 channels_last below 64 channels runs the engine's kernels, whose
-// blocks of lcm(channels, 16) values end in a partial block for these sizes; 100 channels runs ATen's.
+// batch's path) or none: float32 channels_last below 64 channels runs the engine's kernels (whose
+// blocks of lcm(channels, 16) values end in a partial block at 1 and 11 channels); 100 runs ATen's.
 void expect_torchs_batch_norm(std::int64_t channels, at::MemoryFormat format, bool global) {
   const std::string what = fmt::format("{} channels, {}, {}", channels, format == at::MemoryFormat::ChannelsLast ?
                                        "channels_last" : "contiguous", global ? "global batch" : "local batch");
