@@ -30,7 +30,9 @@ TORCH_MODULE(Conv2d);
 /// of every process, and updates the running statistics with them: data-parallel training then
 /// computes what one process computes on the whole batch (per-process statistics would make the
 /// normalization depend on the number of processes, and their averaged running variance misses the
-/// spread between the processes' means, which shows as a lower test accuracy).
+/// spread between the processes' means, which shows as a lower test accuracy). In training, float32
+/// channels_last layers of fewer than 64 channels on the CPU run the engine's own kernels (up to 6x
+/// torch's on narrow layers), within float's precision of torch's results rather than bit for bit.
 class NAS_API BatchNorm2dImpl : public torch::nn::BatchNorm2dImpl {
  public:
   explicit BatchNorm2dImpl(torch::nn::BatchNorm2dOptions options);
