@@ -1,11 +1,12 @@
-// nas::Conv2d against torch::nn::Conv2d on the strided 1x1 convolutions NASNet's reduction cells
-// build (forward + backward, channels_last, float32), the variants interleaved in one run.
+// nas::Conv2d against torch::nn::Conv2d where the engine computes a weight gradient of its own
+// (forward + backward, channels_last, float32), the variants interleaved in one run: the strided 1x1
+// convolutions NASNet's reduction cells build, and the depthwise convolutions of its separable ones.
 //
 //   build/release/bin/nas_bench_layers [--rounds 5] [--iterations 50] [--threads 2]
 //
 // Prints, for each shape, the time per iteration of both and the ratio torch / nas (above 1: nas is
-// faster). The torch variant runs oneDNN's jit_1x1 kernel that corrupts the heap on AVX2-only CPUs
-// (docs/known-issues.md): run this on a CPU with AVX-512, or accept a crash there.
+// faster). The torch variant of the strided 1x1 shapes runs oneDNN's jit_1x1 kernel that corrupts the
+// heap on AVX2-only CPUs (docs/known-issues.md): run this on a CPU with AVX-512, or accept a crash there.
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -26,7 +27,8 @@ double seconds_per_iteration(Conv& conv, const at::Tensor& x, std::int64_t itera
   for (std::int64_t i = 0; i < iterations; ++i) {
     at::Tensor input = x.detach().requires_grad_();
     conv->zero_grad();
-    conv->forward(input).sum().backward();
+    const at::Tensor out = conv->forward(input);
+    out.backward(at::ones_like(out, at::MemoryFormat::ChannelsLast));  // a gradient as a network's next layer hands over
   }
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / static_cast<double>(iterations);
 }
@@ -37,16 +39,22 @@ int main(int argc, char** argv) {
   const std::int64_t rounds = flag(argc, argv, "rounds", 5), iterations = flag(argc, argv, "iterations", 50);
   at::set_num_threads(static_cast<int>(flag(argc, argv, "threads", 2)));
   struct Shape {
-    std::int64_t batch, in, out, size;
+    std::int64_t batch, in, out, size, kernel, stride;
+    bool depthwise() const { return kernel > 1; }
   };
-  // Quickstart-sized children (4, 8, 12 channels at 28 and 14 pixels: the safe path), CIFAR 2@96's first reduction
-  // (32 channels at 32x32) and 6@768's (128 at 32x32).
-  const Shape shapes[] = {{32, 4, 8, 28}, {32, 8, 16, 14}, {32, 12, 24, 14}, {32, 32, 64, 32}, {32, 128, 256, 32}};
-  fmt::print("{:>5} {:>4} {:>4} {:>5}  {:>10} {:>10}  {:>10}\n", "batch", "in", "out", "size", "torch ms", "nas ms",
-             "torch/nas");
+  const Shape shapes[] = {
+      // Strided 1x1: quickstart-sized children (4, 8, 12 channels at 28 and 14 pixels: the safe path),
+      // CIFAR 2@96's first reduction (32 channels at 32x32) and 6@768's (128 at 32x32).
+      {32, 4, 8, 28, 1, 2}, {32, 8, 16, 14, 1, 2}, {32, 12, 24, 14, 1, 2}, {32, 32, 64, 32, 1, 2}, {32, 128, 256, 32, 1, 2},
+      // Depthwise: NASNet-A Mobile's (batch 16, 224x224 images) and Large's (batch 2, 331x331).
+      {16, 11, 11, 112, 7, 2}, {16, 44, 44, 56, 5, 1}, {16, 88, 88, 28, 5, 1},
+      {16, 176, 176, 14, 7, 1}, {2, 42, 42, 165, 7, 2}, {2, 168, 168, 83, 5, 1}, {2, 336, 336, 42, 7, 1}};
+  fmt::print("{:>5} {:>4} {:>4} {:>5} {:>6}  {:>10} {:>10}  {:>10}\n", "batch", "in", "out", "size", "kernel",
+             "torch ms", "nas ms", "torch/nas");
   for (const Shape& s : shapes) {
     torch::manual_seed(0);
-    auto options = torch::nn::Conv2dOptions(s.in, s.out, 1).stride(2).bias(false);
+    auto options = torch::nn::Conv2dOptions(s.in, s.out, s.kernel).stride(s.stride).padding(s.kernel / 2)
+                       .groups(s.depthwise() ? s.in : 1).bias(false);
     torch::nn::Conv2d plain(options);
     nas::Conv2d ours(options);
     for (auto* p : {&plain->weight, &ours->weight}) p->set_data(p->data().contiguous(at::MemoryFormat::ChannelsLast));
@@ -61,7 +69,7 @@ int main(int argc, char** argv) {
     std::sort(torch_times.begin(), torch_times.end());
     std::sort(nas_times.begin(), nas_times.end());
     const double t = torch_times[torch_times.size() / 2], n = nas_times[nas_times.size() / 2];  // medians
-    fmt::print("{:>5} {:>4} {:>4} {:>5}  {:>10.3f} {:>10.3f}  {:>10.2f}\n", s.batch, s.in, s.out, s.size, 1e3 * t,
-               1e3 * n, t / n);
+    fmt::print("{:>5} {:>4} {:>4} {:>5} {:>6}  {:>10.3f} {:>10.3f}  {:>10.2f}\n", s.batch, s.in, s.out, s.size,
+               fmt::format("{}x{}/{}", s.kernel, s.kernel, s.stride), 1e3 * t, 1e3 * n, t / n);
   }
 }

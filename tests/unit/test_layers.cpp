@@ -138,6 +138,53 @@ TEST(Conv2dTest, StridedPointwiseOpsTrainInChannelsLastAsTheStridedReference) {
   }
 }
 
+// Depthwise convolutions (the engine's weight gradient) against torch's convolution in double: fewer
+// channels than a vector (the copy), a multiple of 16, channels that end in an overlapping vector;
+// 5x5 and 7x7, strides 1 and 2, even and odd sizes, images smaller than the kernel; both layouts.
+TEST(Conv2dTest, DepthwiseGivesTorchsGradientsAtAnyWidthKernelStrideAndLayout) {
+  TwoThreads threads;
+  torch::manual_seed(0);
+  struct Shape {
+    std::int64_t channels, kernel, stride, height, width;
+  };
+  for (const Shape& s : {Shape{1, 5, 1, 8, 8}, Shape{11, 7, 2, 13, 12}, Shape{16, 5, 1, 9, 10}, Shape{44, 5, 2, 12, 11},
+                         Shape{44, 7, 1, 7, 7}, Shape{100, 7, 1, 5, 6}, Shape{20, 7, 2, 3, 2}})
+    for (const auto format : {at::MemoryFormat::ChannelsLast, at::MemoryFormat::Contiguous}) {
+      const std::string what = fmt::format("{} channels, {}x{} kernel, stride {}, {}x{}, {}", s.channels, s.kernel, s.kernel,
+                                           s.stride, s.height, s.width,
+                                           format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous");
+      nas::Conv2d ours(nn::Conv2dOptions(s.channels, s.channels, s.kernel).stride(s.stride).padding(s.kernel / 2)
+                           .groups(s.channels).bias(false));
+      const at::Tensor x = torch::randn({3, s.channels, s.height, s.width}).contiguous(format).requires_grad_();
+      const at::Tensor x_exact = x.detach().to(torch::kDouble).requires_grad_();
+      const at::Tensor w_exact = ours->weight.detach().to(torch::kDouble).requires_grad_();
+      const at::Tensor y = ours->forward(x), y_exact = at::conv2d(x_exact, w_exact, {}, s.stride, s.kernel / 2, 1, s.channels);
+      const at::Tensor upstream = torch::randn(y_exact.sizes(), torch::kDouble);
+      y.backward(upstream.to(torch::kFloat).contiguous(format));
+      y_exact.backward(upstream);
+      expect_within(y, y_exact, 1e-5, what + ", output");
+      expect_within(x.grad(), x_exact.grad(), 1e-5, what + ", input gradient");
+      expect_within(ours->weight.grad(), w_exact.grad(), 1e-5, what + ", weight gradient");
+    }
+}
+
+TEST(Conv2dTest, DepthwiseWeightGradientGivesTheSameBitsOnAnyNumberOfThreads) {
+  const int before = at::get_num_threads();
+  torch::manual_seed(0);
+  nas::Conv2d conv(nn::Conv2dOptions(44, 44, 5).padding(2).groups(44).bias(false));
+  const at::Tensor x = torch::randn({4, 44, 30, 30}).contiguous(at::MemoryFormat::ChannelsLast);
+  std::vector<at::Tensor> gradients;
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    conv->zero_grad();
+    conv->forward(x).square().sum().backward();
+    gradients.push_back(conv->weight.grad().clone());
+  }
+  at::set_num_threads(before);
+  EXPECT_TRUE(torch::equal(gradients[0], gradients[1]));
+  EXPECT_TRUE(torch::equal(gradients[0], gradients[2]));
+}
+
 // One process: its own sums are the global ones.
 class OneProcess final : public nas::Collective {
  public:

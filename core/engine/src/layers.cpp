@@ -1,5 +1,6 @@
 // nas::Conv2d (see layers.hpp); nas::BatchNorm2d is in batch_norm.cpp.
 #include "nas/layers.hpp"
+#include "depthwise_conv.hpp"
 #include "nas/reducer.hpp"
 
 #include <ATen/ATen.h>
@@ -51,14 +52,17 @@ bool narrow_strided_pointwise(const torch::nn::detail::ConvNdOptions<2>& o) {
 }  // namespace
 
 Conv2dImpl::Conv2dImpl(torch::nn::Conv2dOptions options)
-    : torch::nn::Conv2dImpl(std::move(options)), safe_weight_gradient_(narrow_strided_pointwise(this->options)) {}
+    : torch::nn::Conv2dImpl(std::move(options)),
+      safe_weight_gradient_(narrow_strided_pointwise(this->options)),
+      depthwise_(depthwise_kernel_applies(this->options)) {}
 
 at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
   const auto& o = options;
-  // The faulty kernel is oneDNN's float32 one on CPUs (bf16 autocast and GPUs take others).
-  if (!safe_weight_gradient_ || !at::GradMode::is_enabled() || !input.is_cpu() || input.scalar_type() != at::kFloat ||
-      at::autocast::is_autocast_enabled(at::kCPU))
+  // Both kernels replace oneDNN's float32 ones on CPUs (bf16 autocast and GPUs take others).
+  if ((!safe_weight_gradient_ && !depthwise_) || !at::GradMode::is_enabled() || !input.is_cpu() ||
+      input.scalar_type() != at::kFloat || at::autocast::is_autocast_enabled(at::kCPU))
     return torch::nn::Conv2dImpl::forward(input);
+  if (depthwise_) return depthwise_conv2d(input, weight, o);
   at::Tensor out = StridedPointwiseConv::apply(input, weight, (*o.stride())[0], (*o.stride())[1]);
   return bias.defined() ? out + bias.view({1, -1, 1, 1}) : out;
 }

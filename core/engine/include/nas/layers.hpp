@@ -22,6 +22,7 @@ class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
 
  private:
   bool safe_weight_gradient_;  ///< a narrow strided 1x1 convolution: the weight gradient as a matrix product
+  bool depthwise_;             ///< a depthwise 5x5 or 7x7 convolution: the engine's weight gradient
 };
 TORCH_MODULE(Conv2d);
 
