@@ -229,6 +229,50 @@ TEST_F(TrainerTest, Bf16AutocastComputesTheForwardPassInBf16AndKeepsFp32Weights)
   EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU)) << "autocast ends with the forward pass";
 }
 
+// The trainer's fused step (clipping, weight decay, momentum, update in one pass) takes the steps of
+// torch's clip_grad_norm_ and torch::optim::SGD: the same weights after three steps from the same
+// start on the same batches, within float rounding, with the gradients clipped at every step.
+TEST_F(TrainerTest, StepsAsTorchsClippedSgd) {
+  auto data = dataset("synthetic", {{"size", std::int64_t{24}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
+  nas::LoaderOptions o;
+  o.batch_size = 8;
+  o.train = true;
+  nas::Loader loader(*data, range(24), o, 4);
+  for (const bool nesterov : {false, true}) {
+    nas::TrainOptions options;
+    options.epochs = 1;
+    options.lr = options.min_lr = 0.1;  // a constant learning rate
+    options.nesterov = nesterov;
+    options.weight_decay = 1e-3;
+    options.grad_clip = 0.5;
+    options.aux_weight = 0;
+    options.precise_bn_batches = 0;
+    auto ours = network(3, 10);
+    nas::Trainer(*ours, options, {}, context_).fit(loader);
+
+    auto theirs = network(3, 10);
+    for (torch::Tensor& w : theirs->parameters())
+      if (w.dim() == 4) w.set_data(w.data().contiguous(at::MemoryFormat::ChannelsLast));
+    torch::optim::SGD sgd(theirs->parameters(),
+                          torch::optim::SGDOptions(0.1).momentum(0.9).nesterov(nesterov).weight_decay(1e-3));
+    int clipped = 0;
+    loader.for_each(0, 0, [&](std::int64_t, nas::Batch& batch) {
+      sgd.zero_grad();
+      const torch::Tensor logits = theirs->forward(batch.images.contiguous(at::MemoryFormat::ChannelsLast)).logits;
+      torch::nn::functional::cross_entropy(logits, batch.labels).backward();
+      clipped += torch::nn::utils::clip_grad_norm_(theirs->parameters(), 0.5) > 0.5;
+      sgd.step();
+      return true;
+    });
+    EXPECT_EQ(clipped, 3) << "every step clips";
+    const auto a = ours->parameters(), b = theirs->parameters();
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+      EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-4, 1e-6))
+          << "nesterov " << nesterov << ", parameter " << i << ": max difference " << (a[i] - b[i]).abs().max().item<double>();
+  }
+}
+
 // Every kernel gets the strides of a dense channels_last tensor, 1x1 and depthwise kernels too (whose
 // default strides also pass is_contiguous(ChannelsLast)): with those, a convolution of a strided view
 // (the factorized reduction's) stays in channels_last instead of falling back to NCHW.

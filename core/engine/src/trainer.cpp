@@ -53,6 +53,61 @@ class Bf16Autocast {
   at::ScalarType was_dtype_;
 };
 
+// `t` with the strides of `like` (a copy when they differ).
+at::Tensor laid_out_as(const at::Tensor& t, const at::Tensor& like) {
+  return t.strides() == like.strides() ? t : at::empty_like(like).copy_(t);
+}
+
+// torch::optim::SGD's step after clipping the gradients' global norm to `max_norm` (no clipping when
+// 0), in ATen's fused kernel: one pass over each parameter, its gradient and its momentum buffer,
+// where torch::optim::SGD runs four ops per parameter and clip_grad_norm_ two more. The update is
+// torch::optim::SGD's (weight decay, momentum, dampening, Nesterov) and its momentum buffers stay in
+// the optimizer's state: checkpoints are unchanged. The kernel walks a parameter, its gradient and
+// its buffer as flat arrays, so the three are brought to the parameter's strides first.
+void clip_and_step(torch::optim::SGD& optimizer, double max_norm) {
+  std::optional<at::Tensor> grad_scale;  // the gradients are divided by it
+  if (max_norm > 0) {
+    std::vector<at::Tensor> grads;
+    for (const auto& group : optimizer.param_groups())
+      for (const at::Tensor& p : group.params())
+        if (p.grad().defined()) grads.push_back(p.grad());
+    if (grads.empty()) return;
+    // torch's clip_grad_norm_: grads times max_norm / (norm + 1e-6) where that is below 1.
+    const at::Tensor norm = at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2)), 2);
+    grad_scale = ((norm + 1e-6) / max_norm).clamp_min(1.0).to(at::kFloat);
+  }
+  for (auto& group : optimizer.param_groups()) {
+    const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
+    const bool momentum = o.momentum() != 0;
+    // Parameters whose momentum buffer exists, and those on their first step (the buffer is the gradient).
+    std::vector<at::Tensor> params[2], grads[2], buffers[2];
+    for (at::Tensor& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      p.mutable_grad() = laid_out_as(p.grad(), p);
+      bool first = false;
+      if (momentum) {
+        auto& state = optimizer.state()[p.unsafeGetTensorImpl()];
+        first = !state;
+        if (first) {
+          state = std::make_unique<torch::optim::SGDParamState>();
+          static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer(at::empty_like(p));
+        }
+        auto& buffer = static_cast<torch::optim::SGDParamState&>(*state);
+        buffer.momentum_buffer(laid_out_as(buffer.momentum_buffer(), p));
+        buffers[first].push_back(buffer.momentum_buffer());
+      }
+      params[first].push_back(p);
+      grads[first].push_back(p.grad());
+    }
+    for (const bool first : {false, true}) {
+      if (params[first].empty()) continue;
+      at::NoGradGuard no_grad;
+      at::_fused_sgd_(params[first], grads[first], buffers[first], o.weight_decay(), o.momentum(), o.lr(), o.dampening(),
+                      o.nesterov(), /*maximize=*/false, first, grad_scale);
+    }
+  }
+}
+
 double learning_rate(const TrainOptions& o, std::int64_t step, std::int64_t steps_per_epoch) {
   const double total = static_cast<double>(o.epochs * steps_per_epoch);
   const double warmup = o.warmup_epochs * static_cast<double>(steps_per_epoch);
@@ -262,8 +317,7 @@ TrainResult Trainer::fit(const Loader& train, const Loader* validation, std::int
       if (reducer_) loss = loss * (static_cast<double>(n * ranks) / static_cast<double>(train.batch_size()));
       loss.backward();
       if (reducer_) reducer_->finalize();
-      if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(network_.parameters(), options_.grad_clip);
-      optimizer.step();
+      clip_and_step(optimizer, options_.grad_clip);
 
       auto [h1, h5] = hits(out.logits.detach(), labels);
       loss_sum += local_loss * static_cast<double>(n);
