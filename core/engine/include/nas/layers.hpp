@@ -9,12 +9,16 @@
 
 namespace nas {
 
-/// torch::nn::Conv2d (same options, parameters, names and state dict), except that the weight
-/// gradient of a strided 1x1 convolution of fewer than 16 input channels is a matrix product rather
-/// than oneDNN's backward-weights kernel: the same gradients. Why: oneDNN's jit_1x1 backward-weights
-/// kernel for strided 1x1 convolutions on channels_last inputs with 4 channels corrupts the heap on
-/// AVX2-only CPUs (torch 2.15.0; docs/known-issues.md), and NASNet builds exactly that op in every
-/// reduction cell of a narrow child.
+/// torch::nn::Conv2d (same options, parameters, names and state dict), except for two weight
+/// gradients of float32 convolutions on the CPU, the same gradients computed otherwise:
+/// - a strided 1x1 convolution of fewer than 16 input channels: a matrix product rather than
+///   oneDNN's backward-weights kernel. Why: oneDNN's jit_1x1 backward-weights kernel for strided 1x1
+///   convolutions on channels_last inputs with 4 channels corrupts the heap on AVX2-only CPUs (torch
+///   2.15.0; docs/known-issues.md), and NASNet builds exactly that op in every reduction cell of a
+///   narrow child;
+/// - a depthwise 5x5 or 7x7 convolution: the engine's own kernel (oneDNN's took 7x to 10x the
+///   forward pass; with it, forward + backward of NASNet's separable convolutions' depthwise layers
+///   run 1.5x to 2.8x torch's, bench/layers.cpp), within float's precision of torch's results.
 class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
  public:
   explicit Conv2dImpl(torch::nn::Conv2dOptions options);
