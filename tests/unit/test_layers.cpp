@@ -140,25 +140,35 @@ TEST(Conv2dTest, StridedPointwiseOpsTrainInChannelsLastAsTheStridedReference) {
 
 // Depthwise convolutions (the engine's weight gradient) against torch's convolution in double: fewer
 // channels than a vector (the copy), a multiple of 16, channels that end in an overlapping vector;
-// 5x5 and 7x7, strides 1 and 2, even and odd sizes, images smaller than the kernel; both layouts.
+// 5x5 and 7x7, strides 1 and 2 (mixed too), padding of k/2, none, more than k/2 and unequal, even and
+// odd sizes, images smaller than the kernel; inputs in both layouts, kernels with the trainer's
+// explicit channels_last strides.
 TEST(Conv2dTest, DepthwiseGivesTorchsGradientsAtAnyWidthKernelStrideAndLayout) {
   TwoThreads threads;
   torch::manual_seed(0);
   struct Shape {
-    std::int64_t channels, kernel, stride, height, width;
+    std::int64_t channels, kernel, sy, sx, py, px, height, width;
   };
-  for (const Shape& s : {Shape{1, 5, 1, 8, 8}, Shape{11, 7, 2, 13, 12}, Shape{16, 5, 1, 9, 10}, Shape{44, 5, 2, 12, 11},
-                         Shape{44, 7, 1, 7, 7}, Shape{100, 7, 1, 5, 6}, Shape{20, 7, 2, 3, 2}})
+  for (const Shape& s : {Shape{1, 5, 1, 1, 2, 2, 8, 8}, Shape{11, 7, 2, 2, 3, 3, 13, 12}, Shape{16, 5, 1, 1, 2, 2, 9, 10},
+                         Shape{44, 5, 2, 2, 2, 2, 12, 11}, Shape{44, 7, 1, 1, 3, 3, 7, 7}, Shape{100, 7, 1, 1, 3, 3, 5, 6},
+                         Shape{20, 7, 2, 2, 3, 3, 3, 2}, Shape{24, 5, 1, 1, 0, 0, 9, 8}, Shape{24, 5, 1, 2, 4, 4, 6, 7},
+                         Shape{18, 7, 2, 1, 1, 3, 10, 9}})
     for (const auto format : {at::MemoryFormat::ChannelsLast, at::MemoryFormat::Contiguous}) {
-      const std::string what = fmt::format("{} channels, {}x{} kernel, stride {}, {}x{}, {}", s.channels, s.kernel, s.kernel,
-                                           s.stride, s.height, s.width,
+      const std::string what = fmt::format("{} channels, {}x{} kernel, stride {}x{}, padding {}x{}, {}x{}, {}", s.channels,
+                                           s.kernel, s.kernel, s.sy, s.sx, s.py, s.px, s.height, s.width,
                                            format == at::MemoryFormat::ChannelsLast ? "channels_last" : "contiguous");
-      nas::Conv2d ours(nn::Conv2dOptions(s.channels, s.channels, s.kernel).stride(s.stride).padding(s.kernel / 2)
+      nas::Conv2d ours(nn::Conv2dOptions(s.channels, s.channels, s.kernel).stride({s.sy, s.sx}).padding({s.py, s.px})
                            .groups(s.channels).bias(false));
+      if (format == at::MemoryFormat::ChannelsLast) {  // as the trainer lays kernels out
+        torch::NoGradGuard no_grad;
+        ours->weight.set_data(at::empty(ours->weight.sizes(), ours->weight.options().memory_format(format)).copy_(ours->weight));
+      }
       const at::Tensor x = torch::randn({3, s.channels, s.height, s.width}).contiguous(format).requires_grad_();
       const at::Tensor x_exact = x.detach().to(torch::kDouble).requires_grad_();
       const at::Tensor w_exact = ours->weight.detach().to(torch::kDouble).requires_grad_();
-      const at::Tensor y = ours->forward(x), y_exact = at::conv2d(x_exact, w_exact, {}, s.stride, s.kernel / 2, 1, s.channels);
+      const at::Tensor y = ours->forward(x);
+      const at::Tensor y_exact = at::conv2d(x_exact, w_exact, {}, {s.sy, s.sx}, {s.py, s.px}, 1, s.channels);
+      EXPECT_NE(y.grad_fn()->name().find("DepthwiseConv"), std::string::npos) << what << ": " << y.grad_fn()->name();
       const at::Tensor upstream = torch::randn(y_exact.sizes(), torch::kDouble);
       y.backward(upstream.to(torch::kFloat).contiguous(format));
       y_exact.backward(upstream);
@@ -177,7 +187,9 @@ TEST(Conv2dTest, DepthwiseWeightGradientGivesTheSameBitsOnAnyNumberOfThreads) {
   for (int threads : {1, 2, 3}) {
     at::set_num_threads(threads);
     conv->zero_grad();
-    conv->forward(x).square().sum().backward();
+    const at::Tensor y = conv->forward(x);
+    ASSERT_NE(y.grad_fn()->name().find("DepthwiseConv"), std::string::npos) << "the engine's kernel";
+    y.square().sum().backward();
     gradients.push_back(conv->weight.grad().clone());
   }
   at::set_num_threads(before);

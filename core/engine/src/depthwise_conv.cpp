@@ -53,7 +53,7 @@ template <int K, int S>
 // at a time, each with every group: rows of dy and x are read from memory once and stay in L1 and L2.
 // The K columns' sums of one kernel row and group stay in registers along a row.
 template <int K>
-[[gnu::always_inline]] inline void band_sums(const Geometry& g, std::int64_t n, std::int64_t oy_begin,
+[[gnu::always_inline]] inline void band_sums_of(const Geometry& g, std::int64_t n, std::int64_t oy_begin,
                                              std::int64_t oy_end, float* out) {
   const std::int64_t c = g.channels;
   // Output columns whose K taps all fall inside the row: [inner_begin, inner_end).
@@ -83,11 +83,13 @@ template <int K>
             if (const std::int64_t ix = ox * g.sx + j - g.px; ix >= 0 && ix < g.width) tap(ox, j, d);
         };
         for (std::int64_t ox = 0; ox < inner_begin; ++ox) edge(ox);
-        const float *x = x_row + (inner_begin * g.sx - g.px) * c + c0, *dy = dy_row + inner_begin * c + c0;
-        if (g.sx == 1)
-          inner_columns<K, 1>(x, dy, c, inner_end - inner_begin, acc);
-        else
-          inner_columns<K, 2>(x, dy, c, inner_end - inner_begin, acc);
+        if (inner_end > inner_begin) {  // (else the first inner column's taps may lie outside x)
+          const float *x = x_row + (inner_begin * g.sx - g.px) * c + c0, *dy = dy_row + inner_begin * c + c0;
+          if (g.sx == 1)
+            inner_columns<K, 1>(x, dy, c, inner_end - inner_begin, acc);
+          else
+            inner_columns<K, 2>(x, dy, c, inner_end - inner_begin, acc);
+        }
         for (std::int64_t ox = inner_end; ox < g.out_width; ++ox) edge(ox);
         __builtin_memcpy(sums, acc, sizeof acc);
       }
@@ -99,25 +101,29 @@ template <int K>
                                                                     std::int64_t n, std::int64_t oy_begin,
                                                                     std::int64_t oy_end, float* out) {
   switch (kernel) {
-    case 5: return band_sums<5>(g, n, oy_begin, oy_end, out);
-    case 7: return band_sums<7>(g, n, oy_begin, oy_end, out);
+    case 5: return band_sums_of<5>(g, n, oy_begin, oy_end, out);
+    case 7: return band_sums_of<7>(g, n, oy_begin, oy_end, out);
   }
+  TORCH_INTERNAL_ASSERT(false, "depthwise weight gradient: no kernel for ", kernel, "x", kernel);
 }
 
-// `t` channels_last with at least 16 channels: itself when it is, else a copy (zeros in the added channels).
-at::Tensor kernel_layout(const at::Tensor& t) {
+// `t` as the kernel reads it, channels_last with at least 16 channels: itself when it is, else a copy
+// (zeros in the added channels).
+at::Tensor kernel_input(const at::Tensor& t) {
   const at::Tensor packed = t.contiguous(at::MemoryFormat::ChannelsLast);
   if (t.size(1) >= kLanes) return packed;
   return at::constant_pad_nd(packed, {0, 0, 0, 0, 0, kLanes - t.size(1)}).contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-// dW of a depthwise convolution with a kernel x kernel weight, no dilation. The work is split into
-// bands of output rows of one image, a fixed split whatever the number of threads, and their sums are
-// added up in band order: the same bits on any number of threads.
-at::Tensor depthwise_weight_gradient(const at::Tensor& x, const at::Tensor& dy, std::int64_t kernel,
+// dW, in the layout of `weight` (channels x 1 x kernel x kernel), of a depthwise convolution without
+// dilation. The work is split into bands of output rows of one image, a fixed split whatever the
+// number of threads, and their sums are added up in band order: the same bits on any number of
+// threads (on one CPU: the AVX-512 clone contracts multiply-adds, the others may not).
+at::Tensor depthwise_weight_gradient(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& weight,
                                      std::array<std::int64_t, 2> stride, std::array<std::int64_t, 2> padding) {
+  const std::int64_t kernel = weight.size(2);
   constexpr std::int64_t kBandRows = 8;
-  const at::Tensor kx = kernel_layout(x), kdy = kernel_layout(dy);
+  const at::Tensor kx = kernel_input(x), kdy = kernel_input(dy);
   const Geometry g{kx.data_ptr<float>(), kdy.data_ptr<float>(), kx.size(1), x.size(2), x.size(3), dy.size(2), dy.size(3),
                    stride[0], stride[1], padding[0], padding[1]};
   const std::int64_t bands_per_image = (g.out_height + kBandRows - 1) / kBandRows, bands = x.size(0) * bands_per_image;
@@ -130,15 +136,17 @@ at::Tensor depthwise_weight_gradient(const at::Tensor& x, const at::Tensor& dy, 
     }
   });
   const std::int64_t channels = x.size(1), taps = kernel * kernel;
-  at::Tensor dw = at::zeros({channels, 1, kernel, kernel}, x.options());
+  at::Tensor dw = at::zeros_like(weight);  // the weight's strides: autograd then keeps the gradient as it is
   float* w = dw.data_ptr<float>();
+  const auto tap_offset = [&](std::int64_t c, std::int64_t tap) {  // tap = i * kernel + j
+    return c * dw.stride(0) + tap / kernel * dw.stride(2) + tap % kernel * dw.stride(3);
+  };
   for (std::int64_t b = 0; b < bands; ++b)
     for (std::int64_t group = 0; group < groups(g.channels); ++group) {
       const float* s = sums.data() + b * band_size + group * taps * kLanes;
       // The lanes of this group's own channels (an overlapping last group leaves the first ones to the group before).
       for (std::int64_t c = std::max(group * kLanes, group_start(group, g.channels)); c < std::min(channels, (group + 1) * kLanes); ++c)
-        for (std::int64_t tap = 0; tap < taps; ++tap)  // tap = i * kernel + j, as in the weight
-          w[c * taps + tap] += s[tap * kLanes + c - group_start(group, g.channels)];
+        for (std::int64_t tap = 0; tap < taps; ++tap) w[tap_offset(c, tap)] += s[tap * kLanes + c - group_start(group, g.channels)];
     }
   return dw;
 }
@@ -155,12 +163,11 @@ struct DepthwiseConv : torch::autograd::Function<DepthwiseConv> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &weight = saved[1], &dy = grad_outputs[0];
     const auto g = ctx->saved_data["geometry"].toIntVector();
-    at::Tensor dx;
-    if (x.requires_grad())  // oneDNN's input gradient costs about what its forward pass does
+    at::Tensor dx, dw;
+    if (ctx->needs_input_grad(0))  // oneDNN's input gradient costs about what its forward pass does
       dx = std::get<0>(at::convolution_backward(dy, x, weight, std::nullopt, {g[0], g[1]}, {g[2], g[3]}, {1, 1}, false,
                                                 {0, 0}, x.size(1), {true, false, false}));
-    at::Tensor dw;
-    if (weight.requires_grad()) dw = depthwise_weight_gradient(x, dy, weight.size(2), {g[0], g[1]}, {g[2], g[3]});
+    if (ctx->needs_input_grad(1)) dw = depthwise_weight_gradient(x, dy, weight, {g[0], g[1]}, {g[2], g[3]});
     return {dx, dw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

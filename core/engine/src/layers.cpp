@@ -28,7 +28,7 @@ struct StridedPointwiseConv : torch::autograd::Function<StridedPointwiseConv> {
     const at::Tensor &x = saved[0], &weight = saved[1], &dy = grad_outputs[0];
     const std::int64_t sy = ctx->saved_data["sy"].toInt(), sx = ctx->saved_data["sx"].toInt();
     at::Tensor dx;
-    if (x.requires_grad())
+    if (ctx->needs_input_grad(0))
       dx = std::get<0>(at::convolution_backward(dy, x, weight, std::nullopt, {sy, sx}, {0, 0}, {1, 1}, false, {0, 0}, 1,
                                                 {true, false, false}));
     const at::Tensor sampled = x.slice(2, 0, std::nullopt, sy).slice(3, 0, std::nullopt, sx);
@@ -41,7 +41,8 @@ struct StridedPointwiseConv : torch::autograd::Function<StridedPointwiseConv> {
 // Whether `o` is a convolution the faulty kernel would compute the weight gradient of: a strided 1x1
 // without padding or groups. The fault was seen with 4 input channels (not with 8, 12, 16, 32 or more,
 // which oneDNN computes faster than the matrix product: 0.8x measured at 32 and 128 channels); every
-// width below 16 takes the safe path (0.95x measured at 4 and 8 channels, bench/layers.cpp).
+// width below 16 takes the safe path (0.54x to 0.64x oneDNN's forward + backward at 4 to 12 channels,
+// bench/layers.cpp on an AVX-512 CPU: 0.1 to 0.2 ms more per layer on these small shapes).
 bool narrow_strided_pointwise(const torch::nn::detail::ConvNdOptions<2>& o) {
   const auto* padding = std::get_if<torch::ExpandingArray<2>>(&o.padding());
   return (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 && ((*o.stride())[0] > 1 || (*o.stride())[1] > 1) &&
@@ -54,15 +55,15 @@ bool narrow_strided_pointwise(const torch::nn::detail::ConvNdOptions<2>& o) {
 Conv2dImpl::Conv2dImpl(torch::nn::Conv2dOptions options)
     : torch::nn::Conv2dImpl(std::move(options)),
       safe_weight_gradient_(narrow_strided_pointwise(this->options)),
-      depthwise_(depthwise_kernel_applies(this->options)) {}
+      depthwise_weight_gradient_(depthwise_kernel_applies(this->options)) {}
 
 at::Tensor Conv2dImpl::forward(const at::Tensor& input) {
   const auto& o = options;
-  // Both kernels replace oneDNN's float32 ones on CPUs (bf16 autocast and GPUs take others).
-  if ((!safe_weight_gradient_ && !depthwise_) || !at::GradMode::is_enabled() || !input.is_cpu() ||
-      input.scalar_type() != at::kFloat || at::autocast::is_autocast_enabled(at::kCPU))
+  // Both replace oneDNN's float32 kernels for batches on CPUs (bf16 autocast and GPUs take others).
+  if ((!safe_weight_gradient_ && !depthwise_weight_gradient_) || !at::GradMode::is_enabled() || !input.is_cpu() ||
+      input.scalar_type() != at::kFloat || input.dim() != 4 || at::autocast::is_autocast_enabled(at::kCPU))
     return torch::nn::Conv2dImpl::forward(input);
-  if (depthwise_) return depthwise_conv2d(input, weight, o);
+  if (depthwise_weight_gradient_) return depthwise_conv2d(input, weight, o);
   at::Tensor out = StridedPointwiseConv::apply(input, weight, (*o.stride())[0], (*o.stride())[1]);
   return bias.defined() ? out + bias.view({1, -1, 1, 1}) : out;
 }

@@ -53,17 +53,26 @@ class Bf16Autocast {
   at::ScalarType was_dtype_;
 };
 
-// `t` with the strides of `like` (a copy when they differ).
+// `t` laid out in memory as `like` is, a copy when it is not. Strides of dimensions of size 1 do not
+// count (autograd keeps a gradient whose strides differ from its parameter's only there).
 at::Tensor laid_out_as(const at::Tensor& t, const at::Tensor& like) {
-  return t.strides() == like.strides() ? t : at::empty_like(like).copy_(t);
+  for (std::int64_t d = 0; d < like.dim(); ++d)
+    if (like.size(d) > 1 && t.stride(d) != like.stride(d)) return at::empty_like(like).copy_(t);
+  return t;
+}
+
+// A dense tensor as the flat run of its elements in memory order; others as they are. ATen's CPU
+// fused SGD kernel walks a parameter, its gradient and its buffer as flat arrays, and first makes a
+// contiguous copy (unused) of every gradient that is not contiguous, channels_last ones included.
+at::Tensor flat(const at::Tensor& t) {
+  return t.is_non_overlapping_and_dense() ? t.as_strided({t.numel()}, {1}, t.storage_offset()) : t;
 }
 
 // torch::optim::SGD's step after clipping the gradients' global norm to `max_norm` (no clipping when
 // 0), in ATen's fused kernel: one pass over each parameter, its gradient and its momentum buffer,
-// where torch::optim::SGD runs four ops per parameter and clip_grad_norm_ two more. The update is
-// torch::optim::SGD's (weight decay, momentum, dampening, Nesterov) and its momentum buffers stay in
-// the optimizer's state: checkpoints are unchanged. The kernel walks a parameter, its gradient and
-// its buffer as flat arrays, so the three are brought to the parameter's strides first.
+// where torch::optim::SGD runs four ops per parameter and clip_grad_norm_ two more (and a pass of its
+// own for the norm, as here). The update is torch::optim::SGD's (weight decay, momentum, dampening,
+// Nesterov) and its momentum buffers stay in the optimizer's state: checkpoints are unchanged.
 void clip_and_step(torch::optim::SGD& optimizer, double max_norm) {
   std::optional<at::Tensor> grad_scale;  // the gradients are divided by it
   if (max_norm > 0) {
@@ -79,7 +88,8 @@ void clip_and_step(torch::optim::SGD& optimizer, double max_norm) {
   for (auto& group : optimizer.param_groups()) {
     const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
     const bool momentum = o.momentum() != 0;
-    // Parameters whose momentum buffer exists, and those on their first step (the buffer is the gradient).
+    // Parameters whose momentum buffer exists, and those on their first step (the buffer is the
+    // gradient); each with its gradient and buffer laid out as it is, all three flat.
     std::vector<at::Tensor> params[2], grads[2], buffers[2];
     for (at::Tensor& p : group.params()) {
       if (!p.grad().defined()) continue;
@@ -93,18 +103,17 @@ void clip_and_step(torch::optim::SGD& optimizer, double max_norm) {
           static_cast<torch::optim::SGDParamState&>(*state).momentum_buffer(at::empty_like(p));
         }
         auto& buffer = static_cast<torch::optim::SGDParamState&>(*state);
-        buffer.momentum_buffer(laid_out_as(buffer.momentum_buffer(), p));
-        buffers[first].push_back(buffer.momentum_buffer());
+        buffer.momentum_buffer(laid_out_as(buffer.momentum_buffer(), p));  // a resumed one may not be
+        buffers[first].push_back(flat(buffer.momentum_buffer()));
       }
-      params[first].push_back(p);
-      grads[first].push_back(p.grad());
+      params[first].push_back(flat(p));
+      grads[first].push_back(flat(p.grad()));
     }
-    for (const bool first : {false, true}) {
-      if (params[first].empty()) continue;
-      at::NoGradGuard no_grad;
-      at::_fused_sgd_(params[first], grads[first], buffers[first], o.weight_decay(), o.momentum(), o.lr(), o.dampening(),
-                      o.nesterov(), /*maximize=*/false, first, grad_scale);
-    }
+    at::NoGradGuard no_grad;
+    for (const bool first : {false, true})
+      if (!params[first].empty())
+        at::_fused_sgd_(params[first], grads[first], buffers[first], o.weight_decay(), o.momentum(), o.lr(),
+                        o.dampening(), o.nesterov(), /*maximize=*/false, first, grad_scale);
   }
 }
 

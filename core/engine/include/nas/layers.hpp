@@ -16,7 +16,7 @@ namespace nas {
 ///   convolutions on channels_last inputs with 4 channels corrupts the heap on AVX2-only CPUs (torch
 ///   2.15.0; docs/known-issues.md), and NASNet builds exactly that op in every reduction cell of a
 ///   narrow child;
-/// - a depthwise 5x5 or 7x7 convolution: the engine's own kernel (oneDNN's took 7x to 10x the
+/// - a depthwise 5x5 or 7x7 convolution of stride 1 or 2: the engine's own kernel (oneDNN's took 7x to 10x the
 ///   forward pass; with it, forward + backward of NASNet's separable convolutions' depthwise layers
 ///   run 1.5x to 2.8x torch's, bench/layers.cpp), within float's precision of torch's results.
 class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
@@ -25,8 +25,8 @@ class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
   at::Tensor forward(const at::Tensor& input);
 
  private:
-  bool safe_weight_gradient_;  ///< a narrow strided 1x1 convolution: the weight gradient as a matrix product
-  bool depthwise_;             ///< a depthwise 5x5 or 7x7 convolution: the engine's weight gradient
+  bool safe_weight_gradient_;       ///< a narrow strided 1x1 convolution: the weight gradient as a matrix product
+  bool depthwise_weight_gradient_;  ///< a depthwise 5x5 or 7x7 convolution, stride 1 or 2: the engine's kernel
 };
 TORCH_MODULE(Conv2d);
 
