@@ -41,8 +41,8 @@ struct StridedPointwiseConv : torch::autograd::Function<StridedPointwiseConv> {
 // Whether `o` is a convolution the faulty kernel would compute the weight gradient of: a strided 1x1
 // without padding or groups. The fault was seen with 4 input channels (not with 8, 12, 16, 32 or more,
 // which oneDNN computes faster than the matrix product: 0.8x measured at 32 and 128 channels); every
-// width below 16 takes the safe path (0.54x to 0.64x oneDNN's forward + backward at 4 to 12 channels,
-// bench/layers.cpp on an AVX-512 CPU: 0.1 to 0.2 ms more per layer on these small shapes).
+// width below 16 takes the safe path (0.54x to 0.82x oneDNN's forward + backward at 4 to 12 channels in
+// two runs of bench/layers.cpp on an AVX-512 CPU: up to 0.2 ms more per layer on these small shapes).
 bool narrow_strided_pointwise(const torch::nn::detail::ConvNdOptions<2>& o) {
   const auto* padding = std::get_if<torch::ExpandingArray<2>>(&o.padding());
   return (*o.kernel_size())[0] == 1 && (*o.kernel_size())[1] == 1 && ((*o.stride())[0] > 1 || (*o.stride())[1] > 1) &&

@@ -18,7 +18,7 @@ namespace nas {
 ///   narrow child;
 /// - a depthwise 5x5 or 7x7 convolution of stride 1 or 2: the engine's own kernel (oneDNN's took 7x to 10x the
 ///   forward pass; with it, forward + backward of NASNet's separable convolutions' depthwise layers
-///   run 1.5x to 2.8x torch's, bench/layers.cpp), within float's precision of torch's results.
+///   run 1.4x to 2.3x torch's, bench/layers.cpp), within float's precision of torch's results.
 class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
  public:
   explicit Conv2dImpl(torch::nn::Conv2dOptions options);
