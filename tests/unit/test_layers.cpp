@@ -22,11 +22,14 @@ namespace nn = torch::nn;
 
 namespace {
 
-// Two intra-op threads for one test (with one, oneDNN picked another kernel), restored after.
-class TwoThreads {
+// `n` intra-op threads while it lives, the count before restored after (tests run on two, with one
+// oneDNN picked another kernel, unless a test varies them).
+class Threads {
  public:
-  TwoThreads() : before_(at::get_num_threads()) { at::set_num_threads(2); }
-  ~TwoThreads() { at::set_num_threads(before_); }
+  explicit Threads(int n) : before_(at::get_num_threads()) { at::set_num_threads(n); }
+  ~Threads() { at::set_num_threads(before_); }
+  Threads(const Threads&) = delete;
+  Threads& operator=(const Threads&) = delete;
 
  private:
   int before_;
@@ -46,7 +49,7 @@ void expect_within(const at::Tensor& a, const at::Tensor& exact, double toleranc
 }
 
 TEST(Conv2dTest, StridedPointwiseComputesWhatTheStridedConvolutionComputes) {
-  TwoThreads threads;
+  Threads two(2);
   torch::manual_seed(0);
   struct Shape {
     std::int64_t in, out, size, stride;
@@ -99,7 +102,7 @@ TEST(Conv2dTest, StridedPointwiseTrainsUnderBf16Autocast) {
 // 1.6e-6 with seeds 2 to 5, with torch's batch norm and the engine's alike); a wrong gradient parts
 // at once.
 TEST(Conv2dTest, StridedPointwiseOpsTrainInChannelsLastAsTheStridedReference) {
-  TwoThreads threads;
+  Threads two(2);
   nas::Logger log(nas::Logger::Level::error);
   const nas::Context context{.log = log, .registry = &nas::test::plugins()};
   for (const std::string name : {"identity", "conv_1x1"}) {
@@ -144,7 +147,7 @@ TEST(Conv2dTest, StridedPointwiseOpsTrainInChannelsLastAsTheStridedReference) {
 // odd sizes, images smaller than the kernel; inputs in both layouts, kernels with the trainer's
 // explicit channels_last strides.
 TEST(Conv2dTest, DepthwiseGivesTorchsGradientsAtAnyWidthKernelStrideAndLayout) {
-  TwoThreads threads;
+  Threads two(2);
   torch::manual_seed(0);
   struct Shape {
     std::int64_t channels, kernel, sy, sx, py, px, height, width;
@@ -179,20 +182,18 @@ TEST(Conv2dTest, DepthwiseGivesTorchsGradientsAtAnyWidthKernelStrideAndLayout) {
 }
 
 TEST(Conv2dTest, DepthwiseWeightGradientGivesTheSameBitsOnAnyNumberOfThreads) {
-  const int before = at::get_num_threads();
   torch::manual_seed(0);
   nas::Conv2d conv(nn::Conv2dOptions(44, 44, 5).padding(2).groups(44).bias(false));
   const at::Tensor x = torch::randn({4, 44, 30, 30}).contiguous(at::MemoryFormat::ChannelsLast);
   std::vector<at::Tensor> gradients;
   for (int threads : {1, 2, 3}) {
-    at::set_num_threads(threads);
+    Threads these(threads);
     conv->zero_grad();
     const at::Tensor y = conv->forward(x);
     ASSERT_NE(y.grad_fn()->name().find("DepthwiseConv"), std::string::npos) << "the engine's kernel";
     y.square().sum().backward();
     gradients.push_back(conv->weight.grad().clone());
   }
-  at::set_num_threads(before);
   EXPECT_TRUE(torch::equal(gradients[0], gradients[1]));
   EXPECT_TRUE(torch::equal(gradients[0], gradients[2]));
 }
@@ -265,14 +266,12 @@ TEST(BatchNorm2dTest, GivesTheSameBitsOnAnyNumberOfThreads) {
   const at::Tensor x = (torch::randn({4, 11, 64, 64}) + 2).contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor upstream = torch::randn({4, 11, 64, 64});
   auto step = [&](int threads) {
-    const int before = at::get_num_threads();
-    at::set_num_threads(threads);
+    Threads these(threads);
     torch::manual_seed(4);
     nas::BatchNorm2d norm(nn::BatchNorm2dOptions(11));
     at::Tensor input = x.clone().requires_grad_();
     const at::Tensor y = norm->forward(input);
     (y * upstream).sum().backward();
-    at::set_num_threads(before);
     return std::vector<at::Tensor>{y, input.grad(), norm->weight.grad(), norm->running_var};
   };
   const auto one = step(1), two = step(2);

@@ -36,6 +36,16 @@ class TrainerTest : public ::testing::Test {
     return space_->build(genotype_, nas::test::model("space/nasnet", {{"N", std::int64_t{1}}, {"F", std::int64_t{24}}}),
                          {classes, channels, 32, 32});
   }
+  // A training loader (seed 4) over `images` synthetic size x size images in batches of `batch`; the
+  // fixture keeps the dataset alive.
+  nas::Loader synthetic_loader(std::int64_t images, std::int64_t batch, std::int64_t size = 8, bool augment = false) {
+    datasets_.push_back(dataset("synthetic", {{"size", images}, {"height", size}, {"width", size}}));
+    nas::LoaderOptions o;
+    o.batch_size = batch;
+    o.train = true;
+    if (augment) o.augmentation = {1, true};
+    return nas::Loader(*datasets_.back(), range(images), o, 4);
+  }
   static std::vector<std::int64_t> range(std::int64_t n) {
     std::vector<std::int64_t> v(static_cast<std::size_t>(n));
     std::iota(v.begin(), v.end(), 0);
@@ -52,6 +62,7 @@ class TrainerTest : public ::testing::Test {
   nas::Logger log_{nas::Logger::Level::error};
   nas::Context context_{.log = log_, .seed = 3, .registry = registry_};
   std::unique_ptr<nas::Space> space_;
+  std::vector<std::unique_ptr<nas::Dataset>> datasets_;
   std::string genotype_;
   nas::test::ScratchDir scratch_;
   const fs::path& dir_ = scratch_.path();
@@ -84,12 +95,7 @@ TEST_F(TrainerTest, LearnsFashionMnistFarAboveChance) {
 }
 
 TEST_F(TrainerTest, SameSeedSameWeights) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{96}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
-  nas::LoaderOptions o;
-  o.batch_size = 16;
-  o.train = true;
-  o.augmentation = {1, true};
-  nas::Loader loader(*data, range(96), o, 4);
+  const nas::Loader loader = synthetic_loader(96, 16, 8, true);
   auto regularizer = [&] {
     return registry_->create<nas::Regularizer>("scheduled_drop_path", nas::test::params("regularizer/scheduled_drop_path"),
                                                context_, {});
@@ -107,12 +113,7 @@ TEST_F(TrainerTest, SameSeedSameWeights) {
 }
 
 TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
-  nas::LoaderOptions o;
-  o.batch_size = 16;
-  o.train = true;
-  o.augmentation = {1, true};
-  nas::Loader loader(*data, range(64), o, 4);
+  const nas::Loader loader = synthetic_loader(64, 16, 8, true);
   nas::TrainOptions options;
   options.epochs = 3;
   auto drop = registry_->create<nas::Regularizer>("scheduled_drop_path", nas::test::params("regularizer/scheduled_drop_path"),
@@ -140,11 +141,7 @@ TEST_F(TrainerTest, AKilledRunResumesToTheSameWeights) {
 // another Trainer (a promotion on another worker), to exactly the weights and step count of a run
 // that trained to the end of epoch 2 without stopping: the schedule is the recipe's 3 epochs in both.
 TEST_F(TrainerTest, AStoppedChildContinuesFromItsCheckpointAsIfItNeverStopped) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
-  nas::LoaderOptions o;
-  o.batch_size = 16;
-  o.train = true;
-  nas::Loader loader(*data, range(64), o, 4);
+  const nas::Loader loader = synthetic_loader(64, 16);
   nas::TrainOptions options;
   options.epochs = 3;
 
@@ -201,11 +198,7 @@ TEST_F(TrainerTest, ACheckpointOfAnotherNetworkFailsClearly) {
 }
 
 TEST_F(TrainerTest, Bf16AutocastComputesTheForwardPassInBf16AndKeepsFp32Weights) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{32}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
-  nas::LoaderOptions o;
-  o.batch_size = 32;
-  o.train = true;
-  nas::Loader loader(*data, range(32), o, 4);
+  const nas::Loader loader = synthetic_loader(32, 32);
   auto flat = [](nas::Network& net) {
     std::vector<torch::Tensor> ws;
     for (const torch::Tensor& w : net.parameters()) ws.push_back(w.detach().flatten());
@@ -233,11 +226,7 @@ TEST_F(TrainerTest, Bf16AutocastComputesTheForwardPassInBf16AndKeepsFp32Weights)
 // torch's clip_grad_norm_ and torch::optim::SGD: the same weights after three steps from the same
 // start on the same batches, within float rounding, with the gradients clipped at every step.
 TEST_F(TrainerTest, StepsAsTorchsClippedSgd) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{24}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
-  nas::LoaderOptions o;
-  o.batch_size = 8;
-  o.train = true;
-  nas::Loader loader(*data, range(24), o, 4);
+  const nas::Loader loader = synthetic_loader(24, 8);
   for (const bool nesterov : {false, true}) {
     nas::TrainOptions options;
     options.epochs = 1;
@@ -304,11 +293,7 @@ TEST_F(TrainerTest, ChannelsLastGivesEveryKernelChannelsLastStrides) {
 // module's mode and momentum, and the auxiliary head's statistics (no evaluation reaches it) are
 // those of a training without it.
 TEST_F(TrainerTest, PreciseBatchNormEvaluatesTheWeightsTrainedAndChangesNothingElse) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{16}}, {"width", std::int64_t{16}}});
-  nas::LoaderOptions o;
-  o.batch_size = 64;
-  o.train = true;
-  nas::Loader loader(*data, range(64), o, 4);
+  const nas::Loader loader = synthetic_loader(64, 64, 16);
   constexpr std::int64_t kEpochs = 8;
   const torch::Tensor images = loader.batch(kEpochs - 1, 0).images;
   auto drop = registry_->create<nas::Regularizer>("scheduled_drop_path", nas::test::params("regularizer/scheduled_drop_path"),
@@ -365,11 +350,7 @@ TEST_F(TrainerTest, PreciseBatchNormEvaluatesTheWeightsTrainedAndChangesNothingE
 }
 
 TEST_F(TrainerTest, DivergenceIsAResultNotACrash) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
-  nas::LoaderOptions o;
-  o.batch_size = 16;
-  o.train = true;
-  nas::Loader loader(*data, range(64), o, 4);
+  const nas::Loader loader = synthetic_loader(64, 16);
   nas::TrainOptions options;
   options.epochs = 5;
   options.lr = 1e12;
@@ -382,11 +363,7 @@ TEST_F(TrainerTest, DivergenceIsAResultNotACrash) {
 }
 
 TEST_F(TrainerTest, MetricsLinesAndPythonReadableWeights) {
-  auto data = dataset("synthetic", {{"size", std::int64_t{64}}, {"height", std::int64_t{8}}, {"width", std::int64_t{8}}});
-  nas::LoaderOptions o;
-  o.batch_size = 16;
-  o.train = true;
-  nas::Loader loader(*data, range(64), o, 4);
+  const nas::Loader loader = synthetic_loader(64, 16);
   nas::Context context{.log = log_, .seed = 3, .run_dir = dir_, .registry = registry_};
   auto net = network(3, 10);
   nas::TrainOptions options;
