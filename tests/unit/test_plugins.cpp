@@ -2,10 +2,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fmt/ranges.h>
+
 #include "nas/controller.hpp"
 #include "nas/dataset.hpp"
 #include "nas/loader.hpp"
 #include "nas/op.hpp"
+#include "nas/error.hpp"
 #include "nas/log.hpp"
 #include "nas/regularizer.hpp"
 #include "nas/space.hpp"
@@ -231,6 +234,40 @@ TEST_F(PluginTest, ConcatChannelsGivesEachInputItsGradientInItsOwnLayout) {
   EXPECT_TRUE(grad_a.is_contiguous(channels_last)) << "not a strided slice of the output's gradient";
   EXPECT_TRUE(grad_b.is_contiguous());
   EXPECT_TRUE(torch::equal(leaf.grad(), weights));
+}
+
+// The factorized reduction's two grids: what padding right and bottom and slicing give, values and
+// gradients, with each gradient in the input's own layout (slicing's comes back NCHW).
+TEST_F(PluginTest, EverySecondPixelSamplesAsPaddedSlicingWithTheGradientInTheInputsLayout) {
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  torch::manual_seed(0);
+  for (const auto format : {torch::MemoryFormat::Contiguous, torch::MemoryFormat::ChannelsLast})
+    for (const std::vector<std::int64_t> size : {std::vector<std::int64_t>{2, 3, 6, 4}, {2, 3, 5, 7}, {1, 2, 1, 1}})
+      for (const std::int64_t offset : {0, 1}) {
+        const std::string where = fmt::format("size {}, offset {}, channels_last {}", fmt::join(size, "x"), offset,
+                                              format == torch::MemoryFormat::ChannelsLast);
+        const torch::Tensor x = torch::randn(size).contiguous(format).requires_grad_();
+        torch::Tensor input = x * 1, grad;  // inside a graph, as in a cell: its gradient as a hook sees it
+        input.register_hook([&](torch::Tensor g) { grad = g; });
+        const torch::Tensor y = nas::every_second_pixel(input, offset);
+        const torch::Tensor expected = torch::constant_pad_nd(x.detach(), {0, 1, 0, 1})
+                                           .index({Slice(), Slice(), Slice(offset, None, 2), Slice(offset, None, 2)})
+                                           .slice(2, 0, (size[2] + 1) / 2)
+                                           .slice(3, 0, (size[3] + 1) / 2);
+        ASSERT_TRUE(torch::equal(y, expected)) << where;
+        EXPECT_TRUE(y.is_contiguous(format)) << where;
+        const torch::Tensor weights = torch::randn(y.sizes());
+        (y * weights).sum().backward();
+        torch::Tensor expected_grad = torch::zeros(size);
+        expected_grad.index_put_({Slice(), Slice(), Slice(offset, None, 2), Slice(offset, None, 2)},
+                                 weights.index({Slice(), Slice(), Slice(0, (size[2] - offset + 1) / 2),
+                                                Slice(0, (size[3] - offset + 1) / 2)}));
+        EXPECT_TRUE(torch::equal(grad, expected_grad)) << where;
+        EXPECT_TRUE(grad.is_contiguous(format)) << where;
+      }
+  EXPECT_THROW(nas::every_second_pixel(torch::zeros({2, 3, 4}), 0), nas::UsageError);
+  EXPECT_THROW(nas::every_second_pixel(torch::zeros({2, 3, 4, 4}), 2), nas::UsageError);
 }
 
 }  // namespace

@@ -14,8 +14,6 @@ namespace nasnet {
 namespace {
 
 namespace nn = torch::nn;
-using torch::indexing::None;
-using torch::indexing::Slice;
 
 constexpr double kBatchNormEps = 1e-3;
 
@@ -33,12 +31,8 @@ struct FactorizedReduceImpl : nn::Module {
         path2(register_module("path2", conv1x1(in, out - out / 2))),
         bn(register_module("bn", batch_norm(out))) {}
   at::Tensor forward(const at::Tensor& x) {
-    at::Tensor a = path1->forward(x.index({Slice(), Slice(), Slice(None, None, 2), Slice(None, None, 2)}));
-    // The grid shifted by one pixel (TF: pad right and bottom, drop the first row and column), then
-    // every second pixel. On even sizes that never samples the padding, so the padded copy is skipped.
-    const bool even = x.size(2) % 2 == 0 && x.size(3) % 2 == 0;
-    at::Tensor padded = even ? x : at::constant_pad_nd(x, {0, 1, 0, 1});
-    at::Tensor b = path2->forward(padded.index({Slice(), Slice(), Slice(1, None, 2), Slice(1, None, 2)}));
+    at::Tensor a = path1->forward(nas::every_second_pixel(x, 0));
+    at::Tensor b = path2->forward(nas::every_second_pixel(x, 1));  // the grid shifted by one pixel
     return bn->forward(nas::concat_channels({a, b}));
   }
   nas::Conv2d path1, path2;
