@@ -1,7 +1,8 @@
 // Controllers: valid proposals only, determinism, full state round trips, and learning (each learner
 // beats random search on the synthetic evaluator over several seeds).
-#include <cmath>
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 #include <gtest/gtest.h>
@@ -168,6 +169,22 @@ class ScreenTest : public ControllerTest {
   }
   std::vector<std::vector<std::vector<std::int64_t>>> asked_;
 };
+
+// A screen's NaN (a proxy that overflowed) ranks with the unscored, last; infinities rank as numbers.
+TEST(ScreenOrder, PutsHigherScoresFirstAndTheUnscoredAndNaNLastInTheirOrder) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::optional<double>> scores{2.0, nan, std::nullopt, inf, -inf, 2.0, nan, 5.0, std::nullopt, 1.0};
+  EXPECT_EQ(nas::screen_order(scores), (std::vector<std::size_t>{3, 7, 0, 5, 9, 4, 1, 2, 6, 8}));
+  // Many NaNs among many scores: a comparator that is not a strict weak order misplaces them.
+  std::vector<std::optional<double>> many;
+  for (int i = 0; i < 200; ++i) many.push_back(i % 3 == 0 ? nan : static_cast<double>((i * 37) % 101));
+  const std::vector<std::size_t> order = nas::screen_order(many);
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const bool unscored = std::isnan(*many[order[k]]);
+    EXPECT_EQ(unscored, k >= 133) << "position " << k;
+    if (k > 0 && !unscored) EXPECT_GE(*many[order[k - 1]], *many[order[k]]) << "position " << k;
+  }
+}
 
 TEST_F(ScreenTest, RandomSearchProposesTheBestOfEachGroupOfCandidates) {
   auto c = screened("random", {{"screen_candidates", std::int64_t{6}}});

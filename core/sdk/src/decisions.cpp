@@ -1,5 +1,6 @@
 // Helpers for controllers over decision vectors (nas/controller.hpp).
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -34,9 +35,12 @@ std::vector<std::int64_t> mutate_decisions(const std::vector<Decision>& decision
 std::vector<std::size_t> screen_order(const std::vector<std::optional<double>>& scores) {
   std::vector<std::size_t> order(scores.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
+  // NaN counts as unscored: compared as a number it is neither better nor worse than anything, which
+  // breaks the strict weak order a sort needs (an undefined order, or a crash).
+  auto scored = [&](std::size_t i) { return scores[i] && !std::isnan(*scores[i]); };
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    if (scores[a].has_value() != scores[b].has_value()) return scores[a].has_value();
-    return scores[a] && *scores[a] > *scores[b];
+    if (scored(a) != scored(b)) return scored(a);
+    return scored(a) && *scores[a] > *scores[b];
   });
   return order;
 }

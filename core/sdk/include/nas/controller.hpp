@@ -59,7 +59,8 @@ struct ControllerArgs {
   Screen screen;
 };
 
-/// The positions of `scores`, best first: higher score first, ties in their order, unscored last.
+/// The positions of `scores`, best first: higher score first, ties in their order, unscored (empty or
+/// NaN) last.
 NAS_API std::vector<std::size_t> screen_order(const std::vector<std::optional<double>>& scores);
 
 template <>
