@@ -103,6 +103,16 @@ Cluster::Cluster(World world, std::chrono::milliseconds timeout) : world_(std::m
   store_ = c10::make_intrusive<c10d::PrefixStore>("nas/", tcp);
 }
 
+std::map<std::string, std::optional<std::string>> Cluster::launch_environment(std::int64_t rank,
+                                                                             std::int64_t local_rank) const {
+  return {{"RANK", std::to_string(rank)},
+          {"WORLD_SIZE", std::to_string(world_.size)},
+          {"LOCAL_RANK", std::to_string(local_rank)},
+          {"LOCAL_WORLD_SIZE", std::to_string(world_.size)},
+          {"MASTER_ADDR", world_.master_addr},
+          {"MASTER_PORT", std::to_string(port_)}};
+}
+
 c10::intrusive_ptr<c10d::Store> Cluster::connect() const {
   c10d::TCPStoreOptions options;
   options.port = port_;

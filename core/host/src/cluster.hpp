@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
@@ -49,6 +51,9 @@ class NAS_API Cluster {
   /// connection, it has no rank 0 to wait for.
   c10::intrusive_ptr<c10d::Store> connect() const;
   std::uint16_t port() const { return port_; }
+  /// What World::from_environment() reads, for process `rank` of this world that nas-host starts on
+  /// this machine itself (--nproc) with GPU `local_rank`.
+  std::map<std::string, std::optional<std::string>> launch_environment(std::int64_t rank, std::int64_t local_rank) const;
   /// "<prefix>-<n>" for the n-th call on this process: the same sequence on every rank that makes
   /// the same calls in the same order (names for process groups).
   std::string next_name(const std::string& prefix) const { return prefix + "-" + std::to_string(names_++); }

@@ -93,10 +93,8 @@ void start_workers(const Cluster& cluster, const RunOptions& options, const fs::
     args.insert(args.end(), options.child_args.begin(), options.child_args.end());
     args.insert(args.end(), {"--resume", run_dir.string()});
     // No die_with_parent: a worker whose coordinator died says so in one line before it stops.
-    pids.push_back(spawn(options.executable, args,
-                         {{}, {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(options.nproc + 1)},
-                               {"LOCAL_RANK", std::to_string(rank - 1)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc + 1)},
-                               {"MASTER_ADDR", cluster.world().master_addr}, {"MASTER_PORT", std::to_string(cluster.port())}}}));
+    // Workers on GPUs 0..nproc-1: the coordinator only coordinates (docs/search.md).
+    pids.push_back(spawn(options.executable, args, {{}, cluster.launch_environment(rank, rank - 1)}));
   }
 }
 

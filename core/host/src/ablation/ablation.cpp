@@ -222,11 +222,8 @@ std::vector<pid_t> start_processes(const Cluster& cluster, const AblationOptions
     std::vector<std::string> args{"nas-host", "ablate", "--resume", dir.string()};
     if (options.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(options.jobs)});
     args.insert(args.end(), options.child_args.begin(), options.child_args.end());
-    pids.push_back(spawn(options.executable, args,
-                         {{}, {{"RANK", std::to_string(rank)}, {"WORLD_SIZE", std::to_string(options.nproc + 1)},
-                               {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", std::to_string(options.nproc + 1)},
-                               {"MASTER_ADDR", cluster.world().master_addr}, {"MASTER_PORT", std::to_string(cluster.port())}},
-                          true}));
+    // Every rank runs runs, rank 0 too: rank r on GPU r.
+    pids.push_back(spawn(options.executable, args, {{}, cluster.launch_environment(rank, rank), true}));
   }
   return pids;
 }
