@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "nas/abi.h"
 #include "nas/loader.hpp"
 #include "nas/log.hpp"
 #include "support.hpp"
@@ -48,7 +49,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BrokenCase{"no_entry", "libnas_test_no_entry.so", "has no entry symbol 'nas_plugin_entry'"},
         BrokenCase{"abi_major", "libnas_test_abi_major.so", "ABI 3.0, host supports 2.x"},
-        BrokenCase{"abi_minor", "libnas_test_abi_minor.so", "ABI 2.5 is newer than the host's 2.4"},
+        BrokenCase{"abi_minor", "libnas_test_abi_minor.so",
+                   fmt::format("ABI 2.{} is newer than the host's 2.{}", NAS_ABI_MINOR + 1, NAS_ABI_MINOR)},
         BrokenCase{"fingerprint", "libnas_test_fingerprint.so",
                    std::string("built as 'gcc1;cxx11abi=0;torch=0.0.0', host is '") + nas::host_fingerprint() + "'"},
         BrokenCase{"throws", "libnas_test_throws.so", "registration failed: boom while registering"},

@@ -16,9 +16,10 @@
  * evaluator's Context::run_dir is its stage's folder (RUN_DIR/<stage>/; older ones keep RUN_DIR).
  * 2.3: the scheduler kind (multi-fidelity search) and Candidate::fidelity, appended to Candidate (which
  * the host allocates: older evaluators read the fields before it unchanged, and get no fidelity).
- * 2.4: ControllerArgs::screen (zero-cost pre-screening), appended the same way. */
+ * 2.4: ControllerArgs::screen (zero-cost pre-screening), appended the same way. 2.5:
+ * nas::every_second_pixel (nas/space.hpp), for spaces' factorized reductions. */
 #define NAS_ABI_MAJOR 2u
-#define NAS_ABI_MINOR 4u
+#define NAS_ABI_MINOR 5u
 #define NAS_PLUGIN_ENTRY_SYMBOL "nas_plugin_entry"
 
 #ifdef __cplusplus
