@@ -1,6 +1,7 @@
 // nas::Conv2d against torch::nn::Conv2d where the engine computes a weight gradient of its own
 // (forward + backward, channels_last, float32), the variants interleaved in one run: the strided 1x1
-// convolutions NASNet's reduction cells build, and the depthwise convolutions of its separable ones.
+// convolutions NASNet's reduction cells build, the 1x1 ones of few pixels (NASNet-A Large's, Mobile's
+// last stages), and the depthwise convolutions of its separable ones.
 //
 //   build/release/bin/nas_bench_layers [--rounds 5] [--iterations 50] [--threads 2]
 //
@@ -46,6 +47,10 @@ int main(int argc, char** argv) {
       // Strided 1x1: quickstart-sized children (4, 8, 12 channels at 28 and 14 pixels: the safe path),
       // CIFAR 2@96's first reduction (32 channels at 32x32) and 6@768's (128 at 32x32).
       {32, 4, 8, 28, 1, 2}, {32, 8, 16, 14, 1, 2}, {32, 12, 24, 14, 1, 2}, {32, 32, 64, 32, 1, 2}, {32, 128, 256, 32, 1, 2},
+      // 1x1 of at most 4,096 output pixels (a matrix product's weight gradient): Large's (batch 2) and
+      // Mobile's (batch 16); Mobile's 28x28 stage is above the bound (torch's on both sides).
+      {2, 168, 168, 42, 1, 1}, {2, 1008, 168, 42, 1, 1}, {2, 336, 336, 21, 1, 1}, {2, 672, 672, 11, 1, 1},
+      {2, 4032, 672, 11, 1, 1}, {16, 176, 176, 14, 1, 1}, {16, 352, 352, 7, 1, 1}, {16, 88, 88, 28, 1, 1},
       // Depthwise: NASNet-A Mobile's (batch 16, 224x224 images) and Large's (batch 2, 331x331).
       {16, 11, 11, 112, 7, 2}, {16, 44, 44, 56, 5, 1}, {16, 88, 88, 28, 5, 1},
       {16, 176, 176, 14, 7, 1}, {2, 42, 42, 165, 7, 2}, {2, 168, 168, 83, 5, 1}, {2, 336, 336, 42, 7, 1}};

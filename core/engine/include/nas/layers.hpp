@@ -9,13 +9,16 @@
 
 namespace nas {
 
-/// torch::nn::Conv2d (same options, parameters, names and state dict), except for two weight
+/// torch::nn::Conv2d (same options, parameters, names and state dict), except for three weight
 /// gradients of float32 convolutions on the CPU, the same gradients computed otherwise:
 /// - a strided 1x1 convolution of fewer than 16 input channels: a matrix product rather than
 ///   oneDNN's backward-weights kernel. Why: oneDNN's jit_1x1 backward-weights kernel for strided 1x1
 ///   convolutions on channels_last inputs with 4 channels corrupts the heap on AVX2-only CPUs (torch
 ///   2.15.0; docs/known-issues.md), and NASNet builds exactly that op in every reduction cell of a
 ///   narrow child;
+/// - a channels_last 1x1 convolution of at most 4,096 output pixels (batch x height x width): a
+///   matrix product too, where oneDNN's kernel took 1.05x to 5x the product's time (layers.cpp
+///   says where it did not);
 /// - a depthwise 5x5 or 7x7 convolution of stride 1 or 2: the engine's own kernel (oneDNN's took 7x to 10x the
 ///   forward pass; with it, forward + backward of NASNet's separable convolutions' depthwise layers
 ///   run 1.4x to 2.3x torch's, bench/layers.cpp), within float's precision of torch's results.
@@ -25,7 +28,7 @@ class NAS_API Conv2dImpl : public torch::nn::Conv2dImpl {
   at::Tensor forward(const at::Tensor& input);
 
  private:
-  bool safe_weight_gradient_;       ///< a narrow strided 1x1 convolution: the weight gradient as a matrix product
+  bool pointwise_;                  ///< a 1x1 convolution: its weight gradient may be a matrix product
   bool depthwise_weight_gradient_;  ///< a depthwise 5x5 or 7x7 convolution, stride 1 or 2: the engine's kernel
 };
 TORCH_MODULE(Conv2d);
