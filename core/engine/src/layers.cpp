@@ -13,7 +13,7 @@ namespace {
 // A 1x1 convolution (no padding, one group) whose weight gradient is one matrix product instead of
 // oneDNN's backward-weights kernel; the forward pass and the input's gradient stay oneDNN's. dW[o, c]
 // = sum over n, i, j of dY[n, o, i, j] X[n, c, s*i, s*j]: with both in channels_last order, a product
-// of (N*h*w, O)^T and (N*h*w, C), both views without a copy.
+// of (N*h*w, O)^T and (N*h*w, C), views without a copy at stride 1 and with dY in channels_last.
 struct PointwiseConv : torch::autograd::Function<PointwiseConv> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             std::int64_t sy, std::int64_t sx) {
@@ -31,10 +31,13 @@ struct PointwiseConv : torch::autograd::Function<PointwiseConv> {
     if (ctx->needs_input_grad(0))
       dx = std::get<0>(at::convolution_backward(dy, x, weight, std::nullopt, {sy, sx}, {0, 0}, {1, 1}, false, {0, 0}, 1,
                                                 {true, false, false}));
-    const at::Tensor sampled = x.slice(2, 0, std::nullopt, sy).slice(3, 0, std::nullopt, sx);
-    const at::Tensor dw = dy.permute({0, 2, 3, 1}).reshape({-1, dy.size(1)}).t().mm(
-        sampled.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}));
-    return {dx, dw.view(weight.sizes()), at::Tensor(), at::Tensor()};
+    at::Tensor dw;
+    if (ctx->needs_input_grad(1)) {
+      const at::Tensor sampled = x.slice(2, 0, std::nullopt, sy).slice(3, 0, std::nullopt, sx);
+      dw = dy.permute({0, 2, 3, 1}).reshape({-1, dy.size(1)}).t().mm(sampled.permute({0, 2, 3, 1}).reshape({-1, x.size(1)}))
+               .view(weight.sizes());
+    }
+    return {dx, dw, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -51,10 +54,11 @@ bool pointwise(const torch::nn::detail::ConvNdOptions<2>& o) {
 //   bench/layers.cpp on an AVX-512 CPU: up to 0.2 ms more per layer on these small shapes).
 // - A channels_last one of at most kFewPixels output pixels (N*h*w), where oneDNN's kernel is slower
 //   (and copies its result into channels_last afterwards). On 2 threads, oneDNN's time over the
-//   product's was 1.05x to 5.0x at 242 to 3,528 pixels and 44 to 4,032 channels (a 2-core Xeon with
-//   AVX-512), 1.75x to 2.29x for NASNet-A Large's 672x4032 at 242 pixels (a 2-core AVX-512 EPYC);
-//   with many pixels and few channels it was 0.68x (44 channels, 50,176 pixels) to 1.1x, so those stay
-//   oneDNN's. NASNet-A Large's three stages (batch 2) and Mobile's last two (batch 16) are below it.
+//   product's (bench/pointwise_weight_gradient.py) was 1.05x to 5.0x at 242 to 3,528 pixels and 44
+//   to 4,032 channels (a 2-core Xeon with AVX-512), 1.75x to 2.29x for NASNet-A Large's 672x4032 at
+//   242 pixels (a 2-core AVX-512 EPYC); with many pixels and few channels it was 0.68x (44 channels,
+//   50,176 pixels) to 1.1x, so those stay oneDNN's. NASNet-A Large's three stages (batch 2) and
+//   Mobile's last two (batch 16) are below it.
 constexpr std::int64_t kFewPixels = 4096;
 
 bool weight_gradient_by_product(const torch::nn::detail::ConvNdOptions<2>& o, const at::Tensor& input) {

@@ -108,7 +108,7 @@ std::map<std::string, std::optional<std::string>> Cluster::launch_environment(st
   return {{"RANK", std::to_string(rank)},
           {"WORLD_SIZE", std::to_string(world_.size)},
           {"LOCAL_RANK", std::to_string(local_rank)},
-          {"LOCAL_WORLD_SIZE", std::to_string(world_.size)},
+          {"LOCAL_WORLD_SIZE", std::to_string(world_.size)},  // all on this machine
           {"MASTER_ADDR", world_.master_addr},
           {"MASTER_PORT", std::to_string(port_)}};
 }

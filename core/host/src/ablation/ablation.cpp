@@ -222,7 +222,7 @@ std::vector<pid_t> start_processes(const Cluster& cluster, const AblationOptions
     std::vector<std::string> args{"nas-host", "ablate", "--resume", dir.string()};
     if (options.jobs > 0) args.insert(args.end(), {"--jobs", std::to_string(options.jobs)});
     args.insert(args.end(), options.child_args.begin(), options.child_args.end());
-    // Every rank runs runs, rank 0 too: rank r on GPU r.
+    // Every rank, rank 0 too, does ablation runs: rank r on GPU r.
     pids.push_back(spawn(options.executable, args, {{}, cluster.launch_environment(rank, rank), true}));
   }
   return pids;
