@@ -54,7 +54,7 @@ bool pointwise(const torch::nn::detail::ConvNdOptions<2>& o) {
 //   bench/layers.cpp on an AVX-512 CPU: up to 0.2 ms more per layer on these small shapes).
 // - A channels_last one of at most kFewPixels output pixels (N*h*w), where oneDNN's kernel is slower
 //   (and copies its result into channels_last afterwards). On 2 threads, oneDNN's time over the
-//   product's (bench/pointwise_weight_gradient.py) was 1.05x to 5.0x at 242 to 3,528 pixels and 44
+//   product's (bench/pointwise_weight_gradient.py) was 1.05x to 5.6x at 242 to 3,528 pixels and 44
 //   to 4,032 channels (a 2-core Xeon with AVX-512), 1.75x to 2.29x for NASNet-A Large's 672x4032 at
 //   242 pixels (a 2-core AVX-512 EPYC); with many pixels and few channels it was 0.68x (44 channels,
 //   50,176 pixels) to 1.1x, so those stay oneDNN's. NASNet-A Large's three stages (batch 2) and
