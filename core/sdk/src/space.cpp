@@ -68,6 +68,7 @@ struct EverySecondPixel : torch::autograd::Function<EverySecondPixel> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
     const auto format = static_cast<at::MemoryFormat>(ctx->saved_data["format"].toInt());
+    // empty + zero_: at::zeros leaves out the options' memory format (the gradient would come back NCHW).
     at::Tensor dx = at::empty(ctx->saved_data["sizes"].toIntVector(), grad[0].options().memory_format(format)).zero_();
     at::Tensor sampled = grid(dx, ctx->saved_data["offset"].toInt());
     sampled.copy_(grad[0].slice(2, 0, sampled.size(2)).slice(3, 0, sampled.size(3)));
